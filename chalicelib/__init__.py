@@ -1,0 +1,1 @@
+"""Order-fulfilment logic. One module per concern; AWS/DNS/HTTP adapters are created lazily."""

@@ -1,0 +1,49 @@
+"""Lazily created, cached boto3 clients (boto3 is imported on first use: cold start)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from chalicelib.settings import Settings
+
+_clients: dict[tuple[str, str, str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def client(service: str, settings: Settings, profile: str = "default") -> Any:
+    """A shared client for `service`; `profile` selects the timeout/retry shape.
+
+    profiles: "default" (standard retries, short timeouts), "ses" (adaptive retries for
+    throttling), "fast" (one attempt, used on the request path where we fail fast).
+    """
+    key = (service, settings.aws_endpoint_url, settings.region, profile)
+    found = _clients.get(key)
+    if found is not None:
+        return found
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            import boto3
+            from botocore.config import Config
+
+            attempts = {"default": 3, "ses": 3, "fast": 1}[profile]
+            mode = "adaptive" if profile == "ses" else "standard"
+            cfg = Config(
+                retries={"max_attempts": attempts, "mode": mode},
+                connect_timeout=2,
+                read_timeout=5,
+                max_pool_connections=20,
+            )
+            kwargs: dict[str, Any] = {"region_name": settings.region, "config": cfg}
+            if settings.aws_endpoint_url:
+                kwargs["endpoint_url"] = settings.aws_endpoint_url
+            found = boto3.session.Session().client(service, **kwargs)
+            _clients[key] = found
+    return found
+
+
+def reset_clients() -> None:
+    """Drop cached clients (tests that restart servers)."""
+    with _lock:
+        _clients.clear()

@@ -1,0 +1,146 @@
+"""All configuration, read lazily from environment variables.
+
+Nothing here runs at import time: `load()` reads `os.environ` when called, so
+`chalice.test.Client` (which sets stage variables per test) and `chalice local`
+both see the right values. The README has a table of every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return int(_env(name, str(default)))
+    except ValueError:
+        return default
+
+
+def _float(name: str, default: float) -> float:
+    try:
+        return float(_env(name, str(default)))
+    except ValueError:
+        return default
+
+
+def _bool(name: str, default: bool) -> bool:
+    return _env(name, "1" if default else "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(name: str, default: str = "") -> tuple[str, ...]:
+    return tuple(p.strip() for p in _env(name, default).split(",") if p.strip())
+
+
+def _limit(name: str, default: str) -> tuple[int, int]:
+    """Parse "COUNT/SECONDS" (e.g. "5/600")."""
+    raw = _env(name, default)
+    try:
+        count, seconds = raw.split("/", 1)
+        return int(count), int(seconds)
+    except ValueError:
+        count, seconds = default.split("/", 1)
+        return int(count), int(seconds)
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    aws_endpoint_url: str = ""
+    # tables
+    orders_table: str = "orders"
+    suppression_table: str = "suppression"
+    rate_limit_table: str = "rate-limits"
+    # mail
+    sender_email: str = "orders@juice.example.com"
+    merchant_email: str = "merchant@juice.example.com"
+    ses_configuration_set: str = "orders"
+    shop_name: str = "Pressed & Co."
+    # order rules
+    min_items: int = 3
+    max_line_qty: int = 50
+    business_hours: str = "Mon-Sat 08:00-20:00"
+    shop_timezone: str = "America/New_York"
+    # bot guard
+    turnstile_secret: str = ""
+    turnstile_secret_param: str = ""
+    turnstile_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+    turnstile_hostnames: tuple[str, ...] = field(default_factory=tuple)
+    turnstile_action: str = "order"
+    turnstile_timeout: float = 3.0
+    # recipient checks
+    dns_nameservers: tuple[str, ...] = field(default_factory=tuple)
+    dns_timeout: float = 2.0
+    dns_fail_open: bool = True
+    email_test_environment: bool = False
+    # rate limits (count, window seconds)
+    rate_limit_email: tuple[int, int] = (5, 600)
+    rate_limit_ip: tuple[int, int] = (20, 600)
+    # feedback + outbox
+    ses_feedback_topic_arn: str = ""
+    transient_bounce_limit: int = 3
+    transient_bounce_window_days: int = 7
+    temporary_suppression_days: int = 14
+    outbox_grace_seconds: int = 120
+    outbox_max_attempts: int = 6
+    outbox_backoff_base_seconds: int = 60
+    outbox_lease_seconds: int = 60
+    # cloud edge
+    origin_verify_secret: str = ""
+    origin_verify_param: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == "local"
+
+
+def load() -> Settings:
+    """Read every setting from the environment now (cheap: a few dict lookups)."""
+    stage = _env("STAGE", "local")
+    return Settings(
+        stage=stage,
+        region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+        aws_endpoint_url=_env("AWS_ENDPOINT_URL", ""),
+        orders_table=_env("ORDERS_TABLE", "orders"),
+        suppression_table=_env("SUPPRESSION_TABLE", "suppression"),
+        rate_limit_table=_env("RATE_LIMIT_TABLE", "rate-limits"),
+        sender_email=_env("SENDER_EMAIL", "orders@juice.example.com"),
+        merchant_email=_env("MERCHANT_EMAIL", "merchant@juice.example.com"),
+        ses_configuration_set=_env("SES_CONFIGURATION_SET", "orders"),
+        shop_name=_env("SHOP_NAME", "Pressed & Co."),
+        min_items=_int("MIN_ITEMS", 3),
+        max_line_qty=_int("MAX_LINE_QTY", 50),
+        business_hours=_env("BUSINESS_HOURS", "always" if stage == "local" else "Mon-Sat 08:00-20:00"),
+        shop_timezone=_env("SHOP_TIMEZONE", "America/New_York"),
+        turnstile_secret=_env("TURNSTILE_SECRET", ""),
+        turnstile_secret_param=_env("TURNSTILE_SECRET_PARAM", ""),
+        turnstile_verify_url=_env(
+            "TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+        ),
+        turnstile_hostnames=_list("TURNSTILE_HOSTNAMES"),
+        turnstile_action=_env("TURNSTILE_ACTION", "order"),
+        turnstile_timeout=_float("TURNSTILE_TIMEOUT", 3.0),
+        dns_nameservers=_list("DNS_NAMESERVERS"),
+        dns_timeout=_float("DNS_TIMEOUT", 2.0),
+        dns_fail_open=_bool("DNS_FAIL_OPEN", True),
+        email_test_environment=_bool("EMAIL_TEST_ENVIRONMENT", stage == "local"),
+        rate_limit_email=_limit("RATE_LIMIT_EMAIL", "5/600"),
+        rate_limit_ip=_limit("RATE_LIMIT_IP", "20/600"),
+        ses_feedback_topic_arn=_env("SES_FEEDBACK_TOPIC_ARN", ""),
+        transient_bounce_limit=_int("TRANSIENT_BOUNCE_LIMIT", 3),
+        transient_bounce_window_days=_int("TRANSIENT_BOUNCE_WINDOW_DAYS", 7),
+        temporary_suppression_days=_int("TEMPORARY_SUPPRESSION_DAYS", 14),
+        outbox_grace_seconds=_int("OUTBOX_GRACE_SECONDS", 120),
+        outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", 6),
+        outbox_backoff_base_seconds=_int("OUTBOX_BACKOFF_BASE_SECONDS", 60),
+        outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 60),
+        origin_verify_secret=_env("ORIGIN_VERIFY_SECRET", ""),
+        origin_verify_param=_env("ORIGIN_VERIFY_PARAM", ""),
+    )

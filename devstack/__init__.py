@@ -1,0 +1,1 @@
+"""Local-only tooling (moto bootstrap, dev web server, DNS, siteverify). Never deployed."""
