@@ -13,6 +13,8 @@ from tests.servers import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.plugins.guard", "tests.plugins.feedback", "tests.plugins.browser"]
+
 # The environment every test starts from (a test may monkeypatch more).
 BASE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -1,0 +1,1 @@
+"""pytest fixtures for the browser tests (owned by that area)."""

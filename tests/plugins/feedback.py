@@ -1,0 +1,1 @@
+"""pytest fixtures for the feedback tests (owned by that area)."""

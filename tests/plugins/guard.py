@@ -1,0 +1,1 @@
+"""pytest fixtures for the guard tests (owned by that area)."""
