@@ -1,0 +1,308 @@
+"""The order pipeline: parse -> validate -> checks -> persist -> send.
+
+`Services` holds the lazily created adapters (boto3 clients, mailer, ...) for one set of
+settings; `place_order` is the whole POST /orders use case on plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib import aws, clock, hours, ids
+from chalicelib.catalog import load_catalog
+from chalicelib.errors import ApiError, service_unavailable
+from chalicelib.obs import log, mask_email, mask_phone, metric
+from chalicelib.orders import IDEMPOTENCY_KEY_RE, OrderRequest, parse_order, request_hash
+from chalicelib.settings import Settings, load
+from chalicelib.store import ROLES, OrderStore, StoreUnavailable
+
+MAX_BODY_BYTES = 16 * 1024
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def executor() -> ThreadPoolExecutor:
+    """A small shared pool for concurrent checks and sends (created on first use)."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+    return _executor
+
+
+class Services:
+    """Adapters for one set of settings, each created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: OrderStore | None = None
+        self._mailer: Any = None
+
+    @property
+    def store(self) -> OrderStore:
+        if self._store is None:
+            self._store = OrderStore(aws.client("dynamodb", self.settings), self.settings.orders_table)
+        return self._store
+
+    @property
+    def mailer(self) -> Any:
+        if self._mailer is None:
+            from chalicelib.mail import Mailer
+
+            s = self.settings
+            self._mailer = Mailer(aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set)
+        return self._mailer
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The Services for the current settings (rebuilt only when the settings change)."""
+    global _services
+    current = load()
+    if _services is None or _services.settings != current:
+        _services = Services(current)
+    return _services
+
+
+@dataclass
+class IncomingOrder:
+    raw_body: bytes
+    content_type: str
+    idempotency_key: str | None
+    source_ip: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """Content type, size and JSON checks with their stable error codes."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the order as application/json.")
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None or key == "":
+        return None
+    if not IDEMPOTENCY_KEY_RE.match(key):
+        raise ApiError(
+            422,
+            "validation_failed",
+            "The Idempotency-Key header is malformed.",
+            {"Idempotency-Key": "Use 8 to 64 characters: letters, digits, '-' or '_'."},
+        )
+    return key
+
+
+def check_hours(settings: Settings, now: datetime) -> None:
+    try:
+        open_now, next_open = hours.is_open(now, settings.business_hours, settings.shop_timezone)
+    except (ValueError, KeyError):
+        log("hours_misconfigured", "error", spec=settings.business_hours)
+        open_now, next_open = True, None  # a typo in a setting must not close the shop
+    if not open_now:
+        log("order_rejected", reason="closed")
+        metric("OrderRejected", reason="closed")
+        raise ApiError(
+            422,
+            "closed",
+            hours.closed_message(next_open),
+            extra={"opens_at": next_open.isoformat() if next_open else None},
+        )
+
+
+def response_body(order: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "order_id": order["order_id"],
+        "status": "accepted",
+        "items": order["items"],
+        "total_cents": order["total_cents"],
+        "currency": order["currency"],
+    }
+
+
+def build_order(
+    req: OrderRequest, key: str | None, digest: str, now: int, flags: list[str], lease: int
+) -> Callable[[str], dict[str, Any]]:
+    def build(order_id: str) -> dict[str, Any]:
+        order: dict[str, Any] = {
+            "kind": "order",
+            "order_id": order_id,
+            "created_at": now,
+            "customer": {"name": req.name, "email": req.email, "phone": req.phone},
+            "shipping": {
+                "line1": req.shipping.line1,
+                "line2": req.shipping.line2,
+                "city": req.shipping.city,
+                "state": req.shipping.state,
+                "zip": req.shipping.zip,
+            },
+            "items": req.lines_as_dicts(),
+            "total_cents": req.total_cents,
+            "currency": req.currency,
+            "request_hash": digest,
+            "flags": flags,
+            # both emails are claimed by this request (lease) so a sweeper can't race it
+            "emails": {
+                role: {"status": "sending", "attempts": 0, "lease_until": now + lease}
+                for role in ROLES
+            },
+            "outbox": "pending",
+            "due_at": now + lease,
+        }
+        if key:
+            order["idempotency_key"] = key
+        return order
+
+    return build
+
+
+def send_emails(svc: Services, order: dict[str, Any], roles: tuple[str, ...] = ROLES) -> dict[str, str]:
+    """Send the given emails of a stored order concurrently; record each outcome."""
+    from chalicelib.mail import SendError, render
+
+    s = svc.settings
+
+    def one(role: str) -> str:
+        oid = order["order_id"]
+        now = int(clock.now().timestamp())
+        try:
+            email = render(order, role, shop_name=s.shop_name, merchant_email=s.merchant_email)
+            message_id = svc.mailer.send(email)
+        except SendError as e:
+            svc.store.record_send(
+                oid, role, status="failed", now=now, reason=e.reason, retryable=e.retryable
+            )
+            log("email_failed", "error", order_id=oid, role=role, reason=e.reason,
+                retryable=e.retryable)
+            metric("EmailFailed", role=role, retryable=str(e.retryable).lower())
+            return "failed"
+        except ValueError as e:  # unsafe header value: never retry
+            svc.store.record_send(oid, role, status="failed", now=now, reason=str(e))
+            log("email_failed", "error", order_id=oid, role=role, reason=str(e))
+            metric("EmailFailed", role=role, retryable="false")
+            return "failed"
+        svc.store.record_send(oid, role, status="sent", now=now, message_id=message_id)
+        to = email.to
+        log("email_sent", order_id=oid, role=role, to=mask_email(to), message_id=message_id)
+        metric("EmailSent", role=role)
+        return "sent"
+
+    futures = {role: executor().submit(one, role) for role in roles}
+    results: dict[str, str] = {}
+    for role, fut in futures.items():
+        try:
+            results[role] = fut.result()
+        except StoreUnavailable as e:  # sent (maybe) but not recorded: the sweeper settles it
+            log("email_status_unrecorded", "error", order_id=order["order_id"], role=role,
+                reason=str(e))
+            results[role] = "unknown"
+    try:
+        svc.store.close_outbox_if_done(order["order_id"])
+    except StoreUnavailable:
+        pass
+    return results
+
+
+def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
+    """POST /orders. Raises ApiError for every rejection."""
+    svc = svc or services()
+    s = svc.settings
+    started = time.perf_counter()
+    body = parse_body(incoming.raw_body, incoming.content_type)
+    key = check_idempotency_key(incoming.idempotency_key)
+    req = parse_order(
+        body,
+        load_catalog(),
+        min_items=s.min_items,
+        max_line_qty=s.max_line_qty,
+        test_environment=s.email_test_environment,
+    )
+    digest = request_hash(body)
+    now_dt = clock.now()
+    now = int(now_dt.timestamp())
+    try:
+        if key:
+            existing = svc.store.lookup_idempotent(key, digest)
+            if existing is not None:
+                return replay_result(existing, key)
+        check_hours(s, now_dt)
+        flags: list[str] = []
+        outcome = svc.store.create(
+            build_order(req, key, digest, now, flags, s.outbox_lease_seconds),
+            ids.new_order_id,
+            key,
+            digest,
+            now,
+        )
+    except StoreUnavailable as e:
+        log("order_failed", "error", reason="store_unavailable", detail=str(e))
+        metric("OrderFailed", reason="store_unavailable")
+        raise service_unavailable(5, "store") from None
+    if outcome.kind != "created":
+        return replay_result(outcome, key)
+    order = outcome.order
+    assert order is not None
+    log(
+        "order_accepted",
+        order_id=order["order_id"],
+        email=mask_email(req.email),
+        phone=mask_phone(req.phone),
+        total_cents=req.total_cents,
+        items=sum(line.qty for line in req.lines),
+        idempotent=bool(key),
+    )
+    metric("OrderAccepted")
+    statuses = send_emails(svc, order)
+    log(
+        "order_done",
+        order_id=order["order_id"],
+        emails=statuses,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return Result(201, response_body(order))
+
+
+def replay_result(outcome: Any, key: str | None) -> Result:
+    if outcome.kind == "conflict":
+        log("order_rejected", reason="idempotency_key_reused")
+        metric("OrderRejected", reason="idempotency_key_reused")
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different order. Start a new checkout.",
+        )
+    order = outcome.order
+    if order is None:
+        raise service_unavailable(2, "store")
+    log("order_replayed", order_id=order["order_id"])
+    metric("OrderReplayed")
+    return Result(201, response_body(order), {"Idempotent-Replayed": "true"})

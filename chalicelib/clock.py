@@ -1,0 +1,9 @@
+"""The one clock the app reads. Tests patch `chalicelib.clock.now` to move time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,138 @@
+"""Rendering (Jinja2, autoescaped HTML + plain text) and sending (SESv2) of order emails."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.orders import has_control_chars
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# SES errors worth retrying later; everything else (MessageRejected, bad address...) is final.
+RETRYABLE_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "SendingPausedException",
+        "Throttling",
+        "ThrottlingException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+    }
+)
+
+_env: Any = None
+_env_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Email:
+    role: str  # "merchant" | "customer"
+    to: str
+    reply_to: str
+    subject: str
+    text: str
+    html: str
+
+
+class SendError(Exception):
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+def money(cents: int) -> str:
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+def _environment() -> Any:
+    global _env
+    if _env is None:
+        with _env_lock:
+            if _env is None:
+                from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+                env = Environment(
+                    loader=FileSystemLoader(str(TEMPLATES)),
+                    autoescape=lambda name: bool(name and name.endswith(".html")),
+                    undefined=StrictUndefined,
+                    keep_trailing_newline=True,
+                )
+                env.filters["money"] = money
+                _env = env
+    return _env
+
+
+def safe_header(value: str) -> str:
+    """Refuse anything that could inject a header (CR, LF, other controls)."""
+    if has_control_chars(value):
+        raise ValueError("header value contains control characters")
+    return value
+
+
+def render(order: dict[str, Any], role: str, *, shop_name: str, merchant_email: str) -> Email:
+    """Build the merchant alert or the customer receipt for a stored order."""
+    env = _environment()
+    oid = safe_header(str(order["order_id"]))
+    ctx = {"order": order, "shop_name": shop_name}
+    if role == "merchant":
+        subject = f"New order {oid}"
+        to, reply_to = merchant_email, order["customer"]["email"]
+    else:
+        subject = f"Your {shop_name} order {oid}"
+        to, reply_to = order["customer"]["email"], merchant_email
+    ctx["subject"] = subject
+    return Email(
+        role=role,
+        to=safe_header(to),
+        reply_to=safe_header(reply_to),
+        subject=safe_header(subject),
+        text=env.get_template(f"{role}.txt").render(ctx),
+        html=env.get_template(f"{role}.html").render(ctx),
+    )
+
+
+class Mailer:
+    """SESv2 SendEmail with Simple content (text + HTML)."""
+
+    def __init__(self, ses_client: Any, sender: str, configuration_set: str) -> None:
+        self.ses = ses_client
+        self.sender = sender
+        self.configuration_set = configuration_set
+
+    def send(self, email: Email) -> str:
+        """Send one email; returns the SES message id or raises SendError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {
+            "FromEmailAddress": self.sender,
+            "Destination": {"ToAddresses": [email.to]},
+            "ReplyToAddresses": [email.reply_to],
+            "Content": {
+                "Simple": {
+                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": email.text, "Charset": "UTF-8"},
+                        "Html": {"Data": email.html, "Charset": "UTF-8"},
+                    },
+                }
+            },
+        }
+        if self.configuration_set:
+            kwargs["ConfigurationSetName"] = self.configuration_set
+        try:
+            return str(self.ses.send_email(**kwargs)["MessageId"])
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            retryable = code in RETRYABLE_CODES or status >= 500
+            raise SendError(f"{code}: {err.get('Message', '')}"[:300], retryable) from e
+        except BotoCoreError as e:  # timeouts, connection errors
+            raise SendError(type(e).__name__, True) from e
