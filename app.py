@@ -43,8 +43,9 @@ def get_catalog() -> Response:
     from chalicelib.catalog import load_catalog
     from chalicelib.settings import load
 
-    return _json(200, load_catalog().as_response(load().min_items),
-                 {"Cache-Control": "public, max-age=60"})
+    return _json(
+        200, load_catalog().as_response(load().min_items), {"Cache-Control": "public, max-age=60"}
+    )
 
 
 @app.route("/orders", methods=["POST"], content_types=["*/*"], cors=False)

@@ -60,9 +60,7 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
         if raw["sku"] in seen:
             raise ValueError(f"duplicate sku {raw['sku']!r}")
         seen.add(raw["sku"])
-        products.append(
-            Product(raw["sku"], raw["name"], raw["description"], price, raw["image"])
-        )
+        products.append(Product(raw["sku"], raw["name"], raw["description"], price, raw["image"]))
     return Catalog(currency=data["currency"], products=tuple(products))
 
 

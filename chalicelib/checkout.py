@@ -50,7 +50,9 @@ class Services:
     @property
     def store(self) -> OrderStore:
         if self._store is None:
-            self._store = OrderStore(aws.client("dynamodb", self.settings), self.settings.orders_table)
+            self._store = OrderStore(
+                aws.client("dynamodb", self.settings), self.settings.orders_table
+            )
         return self._store
 
     @property
@@ -59,7 +61,9 @@ class Services:
             from chalicelib.mail import Mailer
 
             s = self.settings
-            self._mailer = Mailer(aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set)
+            self._mailer = Mailer(
+                aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set
+            )
         return self._mailer
 
 
@@ -97,7 +101,7 @@ def parse_body(raw: bytes, content_type: str) -> Any:
     if media != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the order as application/json.")
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+        raise ApiError(413, "payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
     try:
         text = raw.decode("utf-8")
         return json.loads(text, parse_constant=_reject_constant)
@@ -185,7 +189,9 @@ def build_order(
     return build
 
 
-def send_emails(svc: Services, order: dict[str, Any], roles: tuple[str, ...] = ROLES) -> dict[str, str]:
+def send_emails(
+    svc: Services, order: dict[str, Any], roles: tuple[str, ...] = ROLES
+) -> dict[str, str]:
     """Send the given emails of a stored order concurrently; record each outcome."""
     from chalicelib.mail import SendError, render
 
@@ -201,8 +207,14 @@ def send_emails(svc: Services, order: dict[str, Any], roles: tuple[str, ...] = R
             svc.store.record_send(
                 oid, role, status="failed", now=now, reason=e.reason, retryable=e.retryable
             )
-            log("email_failed", "error", order_id=oid, role=role, reason=e.reason,
-                retryable=e.retryable)
+            log(
+                "email_failed",
+                "error",
+                order_id=oid,
+                role=role,
+                reason=e.reason,
+                retryable=e.retryable,
+            )
             metric("EmailFailed", role=role, retryable=str(e.retryable).lower())
             return "failed"
         except ValueError as e:  # unsafe header value: never retry
@@ -222,8 +234,13 @@ def send_emails(svc: Services, order: dict[str, Any], roles: tuple[str, ...] = R
         try:
             results[role] = fut.result()
         except StoreUnavailable as e:  # sent (maybe) but not recorded: the sweeper settles it
-            log("email_status_unrecorded", "error", order_id=order["order_id"], role=role,
-                reason=str(e))
+            log(
+                "email_status_unrecorded",
+                "error",
+                order_id=order["order_id"],
+                role=role,
+                reason=str(e),
+            )
             results[role] = "unknown"
     try:
         svc.store.close_outbox_if_done(order["order_id"])

@@ -75,9 +75,7 @@ def has_control_chars(value: str) -> bool:
     return False
 
 
-def clean_text(
-    value: Any, path: str, errors: dict[str, str], *, required: bool, limit: int
-) -> str:
+def clean_text(value: Any, path: str, errors: dict[str, str], *, required: bool, limit: int) -> str:
     """Trim and check a free-text field; record a message in errors on failure."""
     if value is None:
         value = ""
@@ -86,7 +84,7 @@ def clean_text(
         return ""
     value = unicodedata.normalize("NFC", value.strip())
     if has_control_chars(value):
-        errors[path] = "Contains characters that are not allowed (line breaks or control characters)."
+        errors[path] = "Line breaks and control characters are not allowed."
     elif required and not value:
         errors[path] = "Required."
     elif len(value) > limit:
@@ -153,7 +151,9 @@ def _parse_items(
         total_qty += qty
         if product is not None and f"{path}.sku" not in errors:
             lines.append(
-                OrderLine(product.sku, product.name, qty, product.price_cents, product.price_cents * qty)
+                OrderLine(
+                    product.sku, product.name, qty, product.price_cents, product.price_cents * qty
+                )
             )
     if not any(k.startswith("items") for k in errors) and total_qty < min_items:
         errors["items"] = f"Order at least {min_items} items in total."

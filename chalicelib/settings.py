@@ -49,6 +49,11 @@ def _limit(name: str, default: str) -> tuple[int, int]:
         return int(count), int(seconds)
 
 
+# Cloudflare's documented always-pass test secret and the moto topic: local stage defaults only.
+LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"
+LOCAL_FEEDBACK_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str = "local"
@@ -117,9 +122,13 @@ def load() -> Settings:
         shop_name=_env("SHOP_NAME", "Pressed & Co."),
         min_items=_int("MIN_ITEMS", 3),
         max_line_qty=_int("MAX_LINE_QTY", 50),
-        business_hours=_env("BUSINESS_HOURS", "always" if stage == "local" else "Mon-Sat 08:00-20:00"),
+        business_hours=_env(
+            "BUSINESS_HOURS", "always" if stage == "local" else "Mon-Sat 08:00-20:00"
+        ),
         shop_timezone=_env("SHOP_TIMEZONE", "America/New_York"),
-        turnstile_secret=_env("TURNSTILE_SECRET", ""),
+        turnstile_secret=_env(
+            "TURNSTILE_SECRET", LOCAL_TURNSTILE_SECRET if stage == "local" else ""
+        ),
         turnstile_secret_param=_env("TURNSTILE_SECRET_PARAM", ""),
         turnstile_verify_url=_env(
             "TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify"
@@ -133,7 +142,9 @@ def load() -> Settings:
         email_test_environment=_bool("EMAIL_TEST_ENVIRONMENT", stage == "local"),
         rate_limit_email=_limit("RATE_LIMIT_EMAIL", "5/600"),
         rate_limit_ip=_limit("RATE_LIMIT_IP", "20/600"),
-        ses_feedback_topic_arn=_env("SES_FEEDBACK_TOPIC_ARN", ""),
+        ses_feedback_topic_arn=_env(
+            "SES_FEEDBACK_TOPIC_ARN", LOCAL_FEEDBACK_TOPIC if stage == "local" else ""
+        ),
         transient_bounce_limit=_int("TRANSIENT_BOUNCE_LIMIT", 3),
         transient_bounce_window_days=_int("TRANSIENT_BOUNCE_WINDOW_DAYS", 7),
         temporary_suppression_days=_int("TEMPORARY_SUPPRESSION_DAYS", 14),

@@ -126,14 +126,19 @@ class OrderStore:
             except ClientError as e:
                 code = e.response.get("Error", {}).get("Code", "")
                 reasons = [r.get("Code") for r in e.response.get("CancellationReasons", [])]
-                if idempotency_key is not None and len(reasons) > 1 and reasons[1] == (
-                    "ConditionalCheckFailed"
+                if (
+                    idempotency_key is not None
+                    and len(reasons) > 1
+                    and reasons[1] == ("ConditionalCheckFailed")
                 ):
                     found = self.lookup_idempotent(idempotency_key, request_hash)
                     if found is None:
                         raise StoreUnavailable("idempotency record vanished") from e
                     return found
-                if code == "TransactionCanceledException" and "ConditionalCheckFailed" not in reasons:
+                if (
+                    code == "TransactionCanceledException"
+                    and "ConditionalCheckFailed" not in reasons
+                ):
                     raise StoreUnavailable(f"transaction cancelled: {reasons}") from e
                 continue  # order id collision: try a fresh id
         raise StoreUnavailable("could not allocate an order id")
@@ -200,7 +205,10 @@ class OrderStore:
             }
             self._call(
                 "transact_write_items",
-                TransactItems=[update, {"Put": {"TableName": self.table, "Item": self._dump(index)}}],
+                TransactItems=[
+                    update,
+                    {"Put": {"TableName": self.table, "Item": self._dump(index)}},
+                ],
             )
         else:
             u = update["Update"]

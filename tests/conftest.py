@@ -42,3 +42,14 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     moto_server.reset()
     bootstrap(moto_server.url, dict(os.environ))
     return moto_server
+
+
+@pytest.fixture()
+def client(aws: MotoServer) -> Iterator[object]:
+    """chalice.test.Client for the `local` stage, against the real moto server."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="local", project_dir=str(ROOT)) as c:
+        yield c

@@ -1,4 +1,4 @@
-"""Real local servers for tests: a moto server subprocess (more servers are added by their owners)."""
+"""Real local servers for tests: a moto server subprocess."""
 
 from __future__ import annotations
 

@@ -1,0 +1,388 @@
+"""SES feedback (bounces, complaints, deliveries) delivered by SNS to a Lambda function.
+
+`handle_sns_event` takes the raw Lambda event and never raises: each record is handled on its
+own, and anything wrong with one record is logged, counted and skipped, because raising would
+make Lambda retry the whole batch. docs/feedback.md describes every decision.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any
+
+from chalicelib.obs import log, mask_email, metric
+from chalicelib.suppression import SuppressionStore
+
+DeliverySink = Callable[[str, str, float], bool]
+"""(ses_message_id, recipient, when_epoch) -> True if it matched an order email."""
+
+# Every key handle_sns_event returns (all present, zero when nothing happened).
+# Address-level counts: suppressed, transient, undetermined, temporarily_suppressed,
+# not_spam, delivery, delivery_unmatched, invalid_recipient.
+# Record-level counts: records, ignored_topic, malformed, unknown_type, error.
+SUMMARY_KEYS = (
+    "records",
+    "suppressed",
+    "transient",
+    "undetermined",
+    "temporarily_suppressed",
+    "not_spam",
+    "delivery",
+    "delivery_unmatched",
+    "invalid_recipient",
+    "ignored_topic",
+    "malformed",
+    "unknown_type",
+    "error",
+)
+
+_DIAGNOSTIC_MAX = 300  # characters of the remote MTA's diagnostic kept on the record
+
+
+@dataclass
+class FeedbackConfig:
+    """How feedback is handled. `topic_arn` "" accepts nothing (fail closed)."""
+
+    topic_arn: str
+    transient_limit: int = 3
+    transient_window_seconds: int = 7 * 86400
+    temporary_suppression_seconds: int = 14 * 86400
+
+
+class _MalformedError(Exception):
+    """The record is not a usable SES notification (message says which part)."""
+
+
+def handle_sns_event(
+    event: dict[str, Any],
+    store: SuppressionStore,
+    config: FeedbackConfig,
+    on_delivery: DeliverySink,
+    now: float,
+) -> dict[str, int]:
+    """Apply every SES notification in an SNS-triggered Lambda event; return counts.
+
+    Never raises. See SUMMARY_KEYS for the keys of the returned dict.
+    """
+    counts = dict.fromkeys(SUMMARY_KEYS, 0)
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        counts["malformed"] += 1
+        _decision("malformed", problem="event has no Records list")
+        return counts
+    for index, record in enumerate(records):
+        counts["records"] += 1
+        sns_id = ""
+        try:
+            if isinstance(record, dict) and isinstance(record.get("Sns"), dict):
+                sns_id = str(record["Sns"].get("MessageId") or "")[:100]
+            _handle_record(record, index, sns_id, store, config, on_delivery, now, counts)
+        except _MalformedError as exc:
+            counts["malformed"] += 1
+            _decision("malformed", index=index, sns_message_id=sns_id, problem=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad record must not fail the batch
+            counts["error"] += 1
+            _decision(
+                "error",
+                level="error",
+                index=index,
+                sns_message_id=sns_id,
+                error=type(exc).__name__,
+                problem=str(exc)[:300],
+            )
+    summary: dict[str, Any] = dict(counts)
+    log("feedback_batch", **summary)
+    return counts
+
+
+def _decision(outcome: str, level: str = "info", **fields: Any) -> None:
+    """One log line and one EMF data point per record-level outcome."""
+    log("feedback_record", level=level, outcome=outcome, **fields)
+    metric("FeedbackRecords", outcome=outcome)
+
+
+def _handle_record(
+    record: Any,
+    index: int,
+    sns_id: str,
+    store: SuppressionStore,
+    config: FeedbackConfig,
+    on_delivery: DeliverySink,
+    now: float,
+    counts: dict[str, int],
+) -> None:
+    if not isinstance(record, dict) or not isinstance(record.get("Sns"), dict):
+        raise _MalformedError("record has no Sns object")
+    sns = record["Sns"]
+    topic = sns.get("TopicArn")
+    if not config.topic_arn or topic != config.topic_arn:
+        counts["ignored_topic"] += 1
+        _decision(
+            "ignored_topic",
+            level="warning",
+            index=index,
+            sns_message_id=sns_id,
+            topic_arn=str(topic)[:256],
+            configured=bool(config.topic_arn),
+        )
+        return
+    raw = sns.get("Message")
+    if isinstance(raw, str):
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            raise _MalformedError("Message is not JSON") from None
+    else:
+        message = raw
+    if not isinstance(message, dict):
+        raise _MalformedError("Message is not a JSON object")
+    kind = message.get("notificationType") or message.get("eventType")
+    if not isinstance(kind, str) or not kind:
+        raise _MalformedError("no notificationType/eventType")
+    ctx = {"index": index, "sns_message_id": sns_id, "type": kind[:64]}
+    if kind == "Bounce":
+        _bounce(message, store, config, now, counts, ctx)
+    elif kind == "Complaint":
+        _complaint(message, store, now, counts, ctx)
+    elif kind == "Delivery":
+        _delivery(message, on_delivery, now, counts, ctx)
+    else:
+        counts["unknown_type"] += 1
+        _decision("unknown_type", level="warning", **ctx)
+
+
+# -- the three notification types ------------------------------------------------------------
+
+
+def _bounce(
+    message: dict[str, Any],
+    store: SuppressionStore,
+    config: FeedbackConfig,
+    now: float,
+    counts: dict[str, int],
+    ctx: dict[str, Any],
+) -> None:
+    mail_id = _mail_id(message)
+    bounce = _obj(message, "bounce")
+    recipients = _list(bounce, "bouncedRecipients")
+    bounce_type = bounce.get("bounceType")
+    if not isinstance(bounce_type, str) or not bounce_type:
+        raise _MalformedError("bounce.bounceType missing")
+    base = _detail(
+        bounceType=bounce_type,
+        bounceSubType=bounce.get("bounceSubType"),
+        feedbackId=bounce.get("feedbackId"),
+        event_time=bounce.get("timestamp"),
+    )
+    ctx = {**ctx, "ses_message_id": mail_id, "bounce_type": bounce_type[:32]}
+    ctx["bounce_subtype"] = base.get("bounceSubType", "")
+    entries: list[tuple[str, dict[str, str]]] = []
+    seen: set[str] = set()
+    for entry in recipients:
+        address = _address(entry.get("emailAddress") if isinstance(entry, dict) else None)
+        if address is None:
+            counts["invalid_recipient"] += 1
+            log("feedback_recipient_invalid", level="warning", **ctx)
+            continue
+        if address.lower() in seen:
+            continue  # listed twice (maybe in different case): one decision per address
+        seen.add(address.lower())
+        detail = dict(base)
+        detail.update(
+            _detail(
+                status=entry.get("status"),
+                diagnosticCode=str(entry.get("diagnosticCode") or "")[:_DIAGNOSTIC_MAX],
+            )
+        )
+        entries.append((address, detail))
+
+    if bounce_type == "Permanent":
+        written = store.suppress_many(entries, "bounce", mail_id, now)
+        counts["suppressed"] += len(written)
+        for address in written:
+            log(
+                "feedback_decision",
+                action="suppress",
+                reason="bounce",
+                email=mask_email(address),
+                **ctx,
+            )
+        _decision("bounce_permanent", recipients=len(written), **ctx)
+        if written:
+            metric("Suppressions", value=len(written), reason="bounce")
+        return
+
+    # Transient, Undetermined (and any bounce type SES may add): a soft signal. Count it
+    # per address; only a run of them suppresses, and only temporarily.
+    bucket = "transient" if bounce_type == "Transient" else "undetermined"
+    for address, detail in entries:
+        crossed = store.record_transient(
+            address,
+            mail_id,
+            now,
+            limit=config.transient_limit,
+            window_seconds=config.transient_window_seconds,
+            suppress_seconds=config.temporary_suppression_seconds,
+            detail=detail,
+        )
+        counts[bucket] += 1
+        if crossed:
+            counts["temporarily_suppressed"] += 1
+            metric("Suppressions", reason="transient")
+        log(
+            "feedback_decision",
+            action="suppress_temporarily" if crossed else "count_soft_bounce",
+            reason=bucket,
+            email=mask_email(address),
+            **ctx,
+        )
+    _decision(f"bounce_{bucket}", recipients=len(entries), **ctx)
+
+
+def _complaint(
+    message: dict[str, Any],
+    store: SuppressionStore,
+    now: float,
+    counts: dict[str, int],
+    ctx: dict[str, Any],
+) -> None:
+    mail_id = _mail_id(message)
+    complaint = _obj(message, "complaint")
+    recipients = _list(complaint, "complainedRecipients")
+    feedback_type = complaint.get("complaintFeedbackType")  # optional
+    detail = _detail(
+        complaintFeedbackType=feedback_type,
+        complaintSubType=complaint.get("complaintSubType"),
+        feedbackId=complaint.get("feedbackId"),
+        userAgent=complaint.get("userAgent"),
+        event_time=complaint.get("timestamp"),
+    )
+    ctx = {
+        **ctx,
+        "ses_message_id": mail_id,
+        "feedback_type": detail.get("complaintFeedbackType", ""),
+    }
+    addresses: list[str] = []
+    for entry in recipients:
+        address = _address(entry.get("emailAddress") if isinstance(entry, dict) else None)
+        if address is None:
+            counts["invalid_recipient"] += 1
+            log("feedback_recipient_invalid", level="warning", **ctx)
+        else:
+            addresses.append(address)
+    if feedback_type == "not-spam":
+        # RFC 5965: the reporter says this mail is NOT spam (it corrects an earlier report).
+        counts["not_spam"] += len(addresses)
+        _decision("complaint_not_spam", recipients=len(addresses), **ctx)
+        return
+    written = store.suppress_many([(a, detail) for a in addresses], "complaint", mail_id, now)
+    counts["suppressed"] += len(written)
+    for address in written:
+        log(
+            "feedback_decision",
+            action="suppress",
+            reason="complaint",
+            email=mask_email(address),
+            **ctx,
+        )
+    _decision("complaint", recipients=len(written), **ctx)
+    if written:
+        metric("Suppressions", value=len(written), reason="complaint")
+
+
+def _delivery(
+    message: dict[str, Any],
+    on_delivery: DeliverySink,
+    now: float,
+    counts: dict[str, int],
+    ctx: dict[str, Any],
+) -> None:
+    mail_id = _mail_id(message)
+    delivery = _obj(message, "delivery")
+    recipients = _list(delivery, "recipients")
+    mail = message["mail"]
+    when = _epoch(delivery.get("timestamp")) or _epoch(mail.get("timestamp")) or now
+    ctx = {**ctx, "ses_message_id": mail_id}
+    for raw in recipients:
+        address = _address(raw)
+        if address is None:
+            counts["invalid_recipient"] += 1
+            log("feedback_recipient_invalid", level="warning", **ctx)
+            continue
+        counts["delivery"] += 1
+        try:
+            matched = bool(on_delivery(mail_id, address, when))
+        except Exception as exc:  # noqa: BLE001 - the sink failing must not lose other recipients
+            counts["error"] += 1
+            log(
+                "feedback_delivery_sink_failed",
+                level="error",
+                error=type(exc).__name__,
+                email=mask_email(address),
+                **ctx,
+            )
+            continue
+        if not matched:
+            counts["delivery_unmatched"] += 1
+        log(
+            "feedback_decision",
+            action="record_delivery",
+            matched=matched,
+            email=mask_email(address),
+            **ctx,
+        )
+    _decision("delivery", recipients=len(recipients), **ctx)
+
+
+# -- parsing helpers ---------------------------------------------------------------------------
+
+
+def _obj(message: dict[str, Any], name: str) -> dict[str, Any]:
+    value = message.get(name)
+    if not isinstance(value, dict):
+        raise _MalformedError(f"{name} object missing")
+    return value
+
+
+def _list(obj: dict[str, Any], name: str) -> list[Any]:
+    value = obj.get(name)
+    if not isinstance(value, list) or not value:
+        raise _MalformedError(f"{name} missing or empty")
+    return value
+
+
+def _mail_id(message: dict[str, Any]) -> str:
+    mail = message.get("mail")
+    mail_id = mail.get("messageId") if isinstance(mail, dict) else None
+    if not isinstance(mail_id, str) or not mail_id:
+        raise _MalformedError("mail.messageId missing")
+    return mail_id
+
+
+def _address(raw: Any) -> str | None:
+    """The bare address from `x@y` or `"Name" <x@y>`, or None when it isn't one."""
+    if not isinstance(raw, str):
+        return None
+    address = parseaddr(raw)[1].strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "." not in domain or len(address) > 320:
+        return None
+    return address
+
+
+def _detail(**fields: Any) -> dict[str, str]:
+    """Only the fields that are present, as strings (DynamoDB map of S)."""
+    return {k: str(v) for k, v in fields.items() if v is not None and v != ""}
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

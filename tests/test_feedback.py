@@ -1,0 +1,429 @@
+"""handle_sns_event with the recorded SES fixtures, against the real moto DynamoDB server."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from chalicelib.feedback import SUMMARY_KEYS, FeedbackConfig, handle_sns_event
+from chalicelib.suppression import SuppressionStore
+from tests.plugins.feedback import (
+    FEEDBACK_TOPIC,
+    RecordingSink,
+    bounce_message,
+    complaint_message,
+    load_ses_event,
+    ses_event,
+)
+
+NOW = 1_790_000_000.0
+DAY = 86400
+SES_ID = "0100019a1b2c3d4e-5f6a7b8c-1111-2222-3333-444455556666-000000"
+
+# fixture -> (addresses permanently suppressed with their reason, soft-bounce counters,
+#             non-zero summary counts)
+EXPECTED: dict[str, tuple[dict[str, str], set[str], dict[str, int]]] = {
+    "bounce-permanent-general": (
+        {"jane.doe@example.com": "bounce"},
+        set(),
+        {"records": 1, "suppressed": 1},
+    ),
+    "bounce-permanent-suppressed": (
+        {"old.customer@example.net": "bounce"},
+        set(),
+        {"records": 1, "suppressed": 1},
+    ),
+    "bounce-transient-mailboxfull": (
+        {},
+        {"busy.inbox@example.org"},
+        {"records": 1, "transient": 1},
+    ),
+    "bounce-undetermined": ({}, {"who.knows@example.com"}, {"records": 1, "undetermined": 1}),
+    "bounce-multiple-recipients": (
+        {"jane.doe@example.com": "bounce", "second.person@example.net": "bounce"},
+        set(),
+        {"records": 1, "suppressed": 2},
+    ),
+    "complaint-abuse": (
+        {"angry.reader@example.org": "complaint"},
+        set(),
+        {"records": 1, "suppressed": 1},
+    ),
+    "complaint-no-feedback-type": (
+        {"quiet.reader@example.com": "complaint"},
+        set(),
+        {"records": 1, "suppressed": 1},
+    ),
+    "delivery": ({}, set(), {"records": 1, "delivery": 1}),
+    "event-publishing-bounce": (
+        {"published.event@example.com": "bounce"},
+        set(),
+        {"records": 1, "suppressed": 1},
+    ),
+    "batch-two-records": (
+        {"batch.one@example.com": "bounce", "batch.two@example.net": "complaint"},
+        set(),
+        {"records": 2, "suppressed": 2},
+    ),
+    "batch-good-and-malformed": (
+        {"after.bad@example.com": "bounce"},
+        set(),
+        {"records": 2, "suppressed": 1, "malformed": 1},
+    ),
+    "malformed-message-not-json": ({}, set(), {"records": 1, "malformed": 1}),
+    "unknown-type": ({}, set(), {"records": 1, "unknown_type": 1}),
+    "missing-fields": ({}, set(), {"records": 1, "malformed": 1}),
+    "wrong-topic": ({}, set(), {"records": 1, "ignored_topic": 1}),
+    "huge-recipient-list": (
+        {f"recipient{i:02d}@example.com": "bounce" for i in range(60)},
+        set(),
+        {"records": 1, "suppressed": 60},
+    ),
+}
+
+
+def run(
+    event: dict[str, Any],
+    store: SuppressionStore,
+    config: FeedbackConfig,
+    sink: Any = None,
+    now: float = NOW,
+) -> dict[str, int]:
+    return handle_sns_event(event, store, config, sink or RecordingSink(), now)
+
+
+def sup(items: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k.removeprefix("sup#"): v for k, v in items.items() if k.startswith("sup#")}
+
+
+def counters(items: dict[str, Any]) -> set[str]:
+    return {k.removeprefix("tb#") for k in items if k.startswith("tb#")}
+
+
+def test_every_fixture_in_the_readme_table_is_covered() -> None:
+    from tests.plugins.feedback import SES_FIXTURES
+
+    assert {p.stem for p in SES_FIXTURES.glob("*.json")} == set(EXPECTED)
+    readme = (SES_FIXTURES / "README.md").read_text()
+    assert all(f"{name}.json" in readme for name in EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_outcome(
+    name: str,
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    suppression_items: Any,
+) -> None:
+    expected_sup, expected_counters, expected_counts = EXPECTED[name]
+
+    summary = run(load_ses_event(name), suppression_store, feedback_config)
+
+    items = suppression_items()
+    suppressed = sup(items)
+    assert {a: v["reason"]["S"] for a, v in suppressed.items()} == expected_sup
+    for item in suppressed.values():
+        assert item["message_id"] == {"S": SES_ID}
+        assert item["permanent"] == {"BOOL": True} and "expires_at" not in item
+        assert item["suppressed_at"] == {"N": str(int(NOW))}
+    assert counters(items) == expected_counters
+    assert summary == {k: expected_counts.get(k, 0) for k in SUMMARY_KEYS}
+
+
+def test_hard_bounce_record_keeps_bounce_details(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig
+) -> None:
+    run(load_ses_event("bounce-permanent-suppressed"), suppression_store, feedback_config)
+
+    record = suppression_store.is_suppressed("old.customer@example.net", NOW + 400 * DAY)
+    assert record is not None
+    assert record["reason"] == "bounce"
+    assert record["message_id"] == SES_ID
+    assert record["detail"]["bounceType"] == "Permanent"
+    assert record["detail"]["bounceSubType"] == "Suppressed"
+    assert record["detail"]["status"] == "5.1.1"
+    assert record["detail"]["event_time"] == "2026-11-20T14:03:12.904Z"
+
+
+def test_mixed_case_recipient_is_normalised(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    run(load_ses_event("bounce-multiple-recipients"), suppression_store, feedback_config)
+
+    assert "sup#jane.doe@example.com" in suppression_items()
+    assert not any(k != k.lower() for k in suppression_items())
+    for form in ("Jane.Doe@Example.COM", "jane.doe@example.com", "JANE.DOE@EXAMPLE.COM"):
+        assert suppression_store.is_suppressed(form, NOW) is not None
+
+
+def test_complaint_records_feedback_type_when_present(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig
+) -> None:
+    run(load_ses_event("complaint-abuse"), suppression_store, feedback_config)
+    run(load_ses_event("complaint-no-feedback-type"), suppression_store, feedback_config)
+
+    abuse = suppression_store.is_suppressed("angry.reader@example.org", NOW)
+    quiet = suppression_store.is_suppressed("quiet.reader@example.com", NOW)
+    assert abuse is not None and abuse["reason"] == "complaint"
+    assert abuse["detail"]["complaintFeedbackType"] == "abuse"
+    assert quiet is not None and quiet["reason"] == "complaint"
+    assert "complaintFeedbackType" not in quiet["detail"]
+
+
+def test_not_spam_feedback_does_not_suppress(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    summary = run(
+        ses_event(complaint_message("fan@example.com", feedback_type="not-spam")),
+        suppression_store,
+        feedback_config,
+    )
+
+    assert summary["not_spam"] == 1 and summary["suppressed"] == 0
+    assert suppression_items() == {}
+
+
+def test_delivery_calls_the_sink_and_never_suppresses(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    sink = RecordingSink(matches=False)
+
+    summary = run(load_ses_event("delivery"), suppression_store, feedback_config, sink)
+
+    when = datetime.fromisoformat("2026-11-20T14:03:12.300+00:00").timestamp()
+    assert sink.calls == [(SES_ID, "happy.customer@example.com", when)]
+    assert summary["delivery"] == 1 and summary["delivery_unmatched"] == 1
+    assert suppression_items() == {}
+
+
+def test_delivery_sink_failure_is_counted_not_raised(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    def broken_sink(message_id: str, recipient: str, when: float) -> bool:
+        raise RuntimeError("orders table unavailable")
+
+    event = load_ses_event("delivery")
+    event["Records"] += load_ses_event("bounce-permanent-general")["Records"]
+
+    summary = handle_sns_event(event, suppression_store, feedback_config, broken_sink, NOW)
+
+    assert summary["error"] == 1
+    assert summary["suppressed"] == 1
+    assert list(sup(suppression_items())) == ["jane.doe@example.com"]
+
+
+def test_wrong_topic_writes_nothing_and_empty_config_accepts_nothing(
+    suppression_store: SuppressionStore, suppression_items: Any
+) -> None:
+    sink = RecordingSink()
+    good = load_ses_event("batch-two-records")
+    good["Records"] += load_ses_event("delivery")["Records"]
+
+    summary = run(good, suppression_store, FeedbackConfig(topic_arn=""), sink)
+    assert summary["ignored_topic"] == 3 and summary["suppressed"] == 0
+    foreign = run(
+        load_ses_event("wrong-topic"), suppression_store, FeedbackConfig(topic_arn=FEEDBACK_TOPIC)
+    )
+    assert foreign["ignored_topic"] == 1
+
+    assert suppression_items() == {}
+    assert sink.calls == []
+
+
+def test_bad_record_does_not_stop_the_good_one(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig
+) -> None:
+    summary = run(load_ses_event("batch-good-and-malformed"), suppression_store, feedback_config)
+
+    assert summary["malformed"] == 1 and summary["suppressed"] == 1
+    assert suppression_store.is_suppressed("after.bad@example.com", NOW) is not None
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"Records": None},
+        {"Records": ["not a record", {"Sns": "nope"}, {"Sns": {"TopicArn": FEEDBACK_TOPIC}}]},
+        ses_event("[1, 2, 3]", '"just a string"', "{}"),
+        ses_event({"notificationType": "Bounce", "bounce": {"bounceType": "Permanent"}}),
+        ses_event({"notificationType": "Bounce", "mail": {"messageId": "m"}, "bounce": []}),
+        ses_event(
+            {
+                "notificationType": "Bounce",
+                "mail": {"messageId": "m"},
+                "bounce": {"bouncedRecipients": [{"emailAddress": "x@example.com"}]},
+            }
+        ),
+        ses_event({"notificationType": "Complaint", "mail": {"messageId": "m"}, "complaint": {}}),
+        ses_event({"notificationType": "Delivery", "mail": {"messageId": "m"}}),
+    ],
+)
+def test_garbage_is_counted_never_raised(
+    event: dict[str, Any],
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    suppression_items: Any,
+) -> None:
+    summary = run(event, suppression_store, feedback_config)
+
+    assert summary["malformed"] >= 1
+    assert summary["suppressed"] == summary["delivery"] == 0
+    assert suppression_items() == {}
+
+
+def test_invalid_recipient_entries_are_skipped(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    message = bounce_message("ok@example.com")
+    message["bounce"]["bouncedRecipients"] += [{"emailAddress": "no-at-sign"}, {}, "string"]
+    message["bounce"]["bouncedRecipients"].append({"emailAddress": '"Ann" <Ann@Example.com>'})
+
+    summary = run(ses_event(message), suppression_store, feedback_config)
+
+    assert summary["invalid_recipient"] == 3 and summary["suppressed"] == 2
+    assert set(sup(suppression_items())) == {"ok@example.com", "ann@example.com"}
+
+
+def test_repeated_soft_bounces_through_the_handler_suppress_temporarily(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    def soft(message_id: str, now: float) -> dict[str, int]:
+        event = ses_event(
+            bounce_message(
+                "Busy@Example.org",
+                bounce_type="Transient",
+                sub_type="MailboxFull",
+                message_id=message_id,
+            )
+        )
+        return run(event, suppression_store, feedback_config, now=now)
+
+    assert soft("s1", NOW)["temporarily_suppressed"] == 0
+    assert soft("s1", NOW + 5)["temporarily_suppressed"] == 0  # SNS redelivery: not recounted
+    assert soft("s2", NOW + DAY)["temporarily_suppressed"] == 0
+    assert "sup#busy@example.org" not in suppression_items()
+
+    third = soft("s3", NOW + 2 * DAY)
+
+    assert third["transient"] == 1 and third["temporarily_suppressed"] == 1
+    item = suppression_items()["sup#busy@example.org"]
+    assert item["reason"] == {"S": "transient"}
+    assert item["permanent"] == {"BOOL": False}
+    assert item["detail"]["M"]["bounceSubType"] == {"S": "MailboxFull"}
+    until = NOW + 2 * DAY + feedback_config.temporary_suppression_seconds
+    assert item["expires_at"] == {"N": str(int(until))}
+    assert suppression_store.is_suppressed("busy@example.org", until - 1) is not None
+    assert suppression_store.is_suppressed("busy@example.org", until) is None
+
+
+def test_undetermined_bounces_count_but_never_suppress_permanently(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    for i in range(4):
+        message = bounce_message(
+            "who.knows@example.com",
+            bounce_type="Undetermined",
+            sub_type="Undetermined",
+            message_id=f"u{i}",
+        )
+        run(ses_event(message), suppression_store, feedback_config, now=NOW + i)
+
+    item = suppression_items()["sup#who.knows@example.com"]
+    assert item["permanent"] == {"BOOL": False} and "expires_at" in item
+    assert item["detail"]["M"]["bounceType"] == {"S": "Undetermined"}
+
+
+def test_later_soft_bounces_never_downgrade_a_hard_bounce(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    run(load_ses_event("bounce-permanent-general"), suppression_store, feedback_config)
+    for i in range(3):
+        message = bounce_message(
+            "JANE.DOE@example.com", bounce_type="Transient", message_id=f"t{i}"
+        )
+        summary = run(ses_event(message), suppression_store, feedback_config, now=NOW + i)
+
+    assert summary["temporarily_suppressed"] == 0
+    item = suppression_items()["sup#jane.doe@example.com"]
+    assert item["reason"] == {"S": "bounce"} and "expires_at" not in item
+    assert suppression_store.is_suppressed("jane.doe@example.com", NOW + 1000 * DAY) is not None
+
+
+def test_store_failure_is_counted_and_the_next_record_still_handled(
+    ddb: Any, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    class FailFirstBatch:
+        """Fault injection: the real client, but the first BatchWriteItem fails."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.failed = real, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def batch_write_item(self, **kwargs: Any) -> Any:
+            if not self.failed:
+                self.failed = True
+                raise ConnectionError("DynamoDB unreachable")
+            return self.real.batch_write_item(**kwargs)
+
+    store = SuppressionStore(FailFirstBatch(ddb), "suppression")
+
+    summary = run(load_ses_event("batch-two-records"), store, feedback_config)
+
+    assert summary["error"] == 1 and summary["suppressed"] == 1
+    assert set(sup(suppression_items())) == {"batch.two@example.net"}
+
+
+def test_huge_recipient_list_is_written_in_batches_of_25(
+    ddb: Any, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    sizes: list[int] = []
+
+    class Counting:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def batch_write_item(self, **kwargs: Any) -> Any:
+            sizes.extend(len(v) for v in kwargs["RequestItems"].values())
+            return self.real.batch_write_item(**kwargs)
+
+    store = SuppressionStore(Counting(ddb), "suppression")
+
+    summary = run(load_ses_event("huge-recipient-list"), store, feedback_config)
+
+    assert summary["suppressed"] == 60
+    assert sizes == [25, 25, 10]
+    assert len(sup(suppression_items())) == 60
+
+
+def test_logs_mask_addresses_and_emit_metrics(
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    event = load_ses_event("batch-two-records")
+    event["Records"] += load_ses_event("delivery")["Records"]
+    event["Records"] += load_ses_event("wrong-topic")["Records"]
+
+    run(event, suppression_store, feedback_config)
+
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines()]
+    for raw in ("batch.one@", "batch.two@", "happy.customer@", "not.ours@"):
+        assert raw not in out
+    decisions = [ln for ln in lines if ln.get("event") == "feedback_decision"]
+    assert {d["email"] for d in decisions} == {
+        "b***@example.com",
+        "b***@example.net",
+        "h***@example.com",
+    }
+    outcomes = [ln["outcome"] for ln in lines if "_aws" in ln and "FeedbackRecords" in ln]
+    assert sorted(outcomes) == ["bounce_permanent", "complaint", "delivery", "ignored_topic"]
