@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib.errors import ApiError
 from chalicelib.obs import log
@@ -69,3 +70,24 @@ def post_order() -> Response:
     except Exception as e:  # noqa: BLE001 - never a stack trace to the client
         return _internal_error("post_order", e)
     return _json(result.status, result.body, result.headers)
+
+
+# Chalice needs the topic at import/package time; `chalice package --stage X` sets the
+# stage's environment first, so this is the per-stage topic name from .chalice/config.json.
+FEEDBACK_TOPIC = os.environ.get("SES_FEEDBACK_TOPIC", "ses-feedback")
+
+
+@app.on_sns_message(topic=FEEDBACK_TOPIC, name="handle_ses_feedback")
+def handle_ses_feedback(event: Any) -> dict[str, int]:
+    """SES bounce/complaint/delivery notifications -> suppression table / order status."""
+    from chalicelib.wiring import feedback_from_sns
+
+    return feedback_from_sns(event.to_dict())
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_outbox")
+def sweep_outbox(event: Any) -> dict[str, int]:
+    """Retry every email still pending/failed after the grace period."""
+    from chalicelib.wiring import run_sweeper
+
+    return run_sweeper()

@@ -14,8 +14,8 @@ _lock = threading.Lock()
 def client(service: str, settings: Settings, profile: str = "default") -> Any:
     """A shared client for `service`; `profile` selects the timeout/retry shape.
 
-    profiles: "default" (standard retries, short timeouts), "ses" (adaptive retries for
-    throttling), "fast" (one attempt, used on the request path where we fail fast).
+    profiles: "default" and "ses" (botocore standard retries: throttling, 5xx, timeouts and
+    connection errors are retried in-call with backoff), "fast" (one attempt).
     """
     key = (service, settings.aws_endpoint_url, settings.region, profile)
     found = _clients.get(key)
@@ -28,7 +28,7 @@ def client(service: str, settings: Settings, profile: str = "default") -> Any:
             from botocore.config import Config
 
             attempts = {"default": 3, "ses": 3, "fast": 1}[profile]
-            mode = "adaptive" if profile == "ses" else "standard"
+            mode = "standard"
             cfg = Config(
                 retries={"max_attempts": attempts, "mode": mode},
                 connect_timeout=2,

@@ -46,6 +46,10 @@ class Services:
         self.settings = settings
         self._store: OrderStore | None = None
         self._mailer: Any = None
+        self._suppression: Any = None
+        self._rate_limiter: Any = None
+        self._turnstile: Any = None
+        self._recipients: Any = None
 
     @property
     def store(self) -> OrderStore:
@@ -54,6 +58,58 @@ class Services:
                 aws.client("dynamodb", self.settings), self.settings.orders_table
             )
         return self._store
+
+    @property
+    def suppression(self) -> Any:
+        if self._suppression is None:
+            from chalicelib.suppression import SuppressionStore
+
+            s = self.settings
+            self._suppression = SuppressionStore(aws.client("dynamodb", s), s.suppression_table)
+        return self._suppression
+
+    @property
+    def rate_limiter(self) -> Any:
+        if self._rate_limiter is None:
+            from chalicelib.ratelimit import RateLimiter
+
+            s = self.settings
+            self._rate_limiter = RateLimiter(aws.client("dynamodb", s), s.rate_limit_table)
+        return self._rate_limiter
+
+    @property
+    def turnstile(self) -> Any:
+        if self._turnstile is None:
+            from chalicelib.turnstile import TurnstileClient
+
+            s = self.settings
+            secret = s.turnstile_secret
+            if not secret and s.turnstile_secret_param:
+                from chalicelib.edge import get_parameter
+
+                secret = get_parameter(s.region, s.aws_endpoint_url, s.turnstile_secret_param)
+            self._turnstile = TurnstileClient(
+                secret,
+                s.turnstile_verify_url,
+                s.turnstile_hostnames,
+                s.turnstile_action,
+                s.turnstile_timeout,
+            )
+        return self._turnstile
+
+    @property
+    def recipients(self) -> Any:
+        if self._recipients is None:
+            from chalicelib.recipients import DisposableDomains, DnsChecker, RecipientChecker
+
+            s = self.settings
+            self._recipients = RecipientChecker(
+                DnsChecker(s.dns_nameservers, s.dns_timeout),
+                DisposableDomains(),
+                test_environment=s.email_test_environment,
+                dns_fail_open=s.dns_fail_open,
+            )
+        return self._recipients
 
     @property
     def mailer(self) -> Any:
@@ -86,6 +142,7 @@ class IncomingOrder:
     idempotency_key: str | None
     source_ip: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    trusted_edge: bool = False  # the CloudFront origin-verify header matched
 
 
 @dataclass
@@ -143,6 +200,28 @@ def check_hours(settings: Settings, now: datetime) -> None:
         )
 
 
+def _is_aws_error(e: Exception) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.suppression import SuppressionError
+
+    return isinstance(e, (BotoCoreError, ClientError, SuppressionError))
+
+
+def check_not_suppressed(svc: Services, email: str, now: int) -> None:
+    """An address that bounced or complained never gets mail from us again."""
+    if svc.suppression.is_suppressed(email, now):
+        log("order_rejected", reason="suppressed", email=mask_email(email))
+        metric("OrderRejected", reason="suppressed")
+        raise ApiError(
+            422,
+            "email_undeliverable",
+            "Email to this address has bounced or been refused before. Use another address.",
+            {"email": "This address can't receive our emails."},
+            extra={"reason": "suppressed"},
+        )
+
+
 def response_body(order: dict[str, Any]) -> dict[str, Any]:
     return {
         "order_id": order["order_id"],
@@ -189,66 +268,6 @@ def build_order(
     return build
 
 
-def send_emails(
-    svc: Services, order: dict[str, Any], roles: tuple[str, ...] = ROLES
-) -> dict[str, str]:
-    """Send the given emails of a stored order concurrently; record each outcome."""
-    from chalicelib.mail import SendError, render
-
-    s = svc.settings
-
-    def one(role: str) -> str:
-        oid = order["order_id"]
-        now = int(clock.now().timestamp())
-        try:
-            email = render(order, role, shop_name=s.shop_name, merchant_email=s.merchant_email)
-            message_id = svc.mailer.send(email)
-        except SendError as e:
-            svc.store.record_send(
-                oid, role, status="failed", now=now, reason=e.reason, retryable=e.retryable
-            )
-            log(
-                "email_failed",
-                "error",
-                order_id=oid,
-                role=role,
-                reason=e.reason,
-                retryable=e.retryable,
-            )
-            metric("EmailFailed", role=role, retryable=str(e.retryable).lower())
-            return "failed"
-        except ValueError as e:  # unsafe header value: never retry
-            svc.store.record_send(oid, role, status="failed", now=now, reason=str(e))
-            log("email_failed", "error", order_id=oid, role=role, reason=str(e))
-            metric("EmailFailed", role=role, retryable="false")
-            return "failed"
-        svc.store.record_send(oid, role, status="sent", now=now, message_id=message_id)
-        to = email.to
-        log("email_sent", order_id=oid, role=role, to=mask_email(to), message_id=message_id)
-        metric("EmailSent", role=role)
-        return "sent"
-
-    futures = {role: executor().submit(one, role) for role in roles}
-    results: dict[str, str] = {}
-    for role, fut in futures.items():
-        try:
-            results[role] = fut.result()
-        except StoreUnavailable as e:  # sent (maybe) but not recorded: the sweeper settles it
-            log(
-                "email_status_unrecorded",
-                "error",
-                order_id=order["order_id"],
-                role=role,
-                reason=str(e),
-            )
-            results[role] = "unknown"
-    try:
-        svc.store.close_outbox_if_done(order["order_id"])
-    except StoreUnavailable:
-        pass
-    return results
-
-
 def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     """POST /orders. Raises ApiError for every rejection."""
     svc = svc or services()
@@ -264,6 +283,10 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
         test_environment=s.email_test_environment,
     )
     digest = request_hash(body)
+    if req.honeypot:
+        from chalicelib.guard import honeypot_response
+
+        return Result(201, honeypot_response(req))
     now_dt = clock.now()
     now = int(now_dt.timestamp())
     try:
@@ -272,7 +295,12 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
             if existing is not None:
                 return replay_result(existing, key)
         check_hours(s, now_dt)
-        flags: list[str] = []
+        from chalicelib import guard
+
+        ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
+        guard.check_rate_limits(svc, req, ip, now, f"{key}:{digest}" if key else None)
+        flags = guard.verify_human_and_recipient(svc, req, ip, key)
+        check_not_suppressed(svc, req.email, now)
         outcome = svc.store.create(
             build_order(req, key, digest, now, flags, s.outbox_lease_seconds),
             ids.new_order_id,
@@ -280,9 +308,17 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
             digest,
             now,
         )
+    except ApiError:
+        raise
     except StoreUnavailable as e:
         log("order_failed", "error", reason="store_unavailable", detail=str(e))
         metric("OrderFailed", reason="store_unavailable")
+        raise service_unavailable(5, "store") from None
+    except Exception as e:
+        if not _is_aws_error(e):
+            raise
+        log("order_failed", "error", reason="aws_unavailable", detail=type(e).__name__)
+        metric("OrderFailed", reason="aws_unavailable")
         raise service_unavailable(5, "store") from None
     if outcome.kind != "created":
         return replay_result(outcome, key)
@@ -298,6 +334,8 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
         idempotent=bool(key),
     )
     metric("OrderAccepted")
+    from chalicelib.outbox import send_emails
+
     statuses = send_emails(svc, order)
     log(
         "order_done",

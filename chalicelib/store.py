@@ -243,6 +243,77 @@ class OrderStore:
     def find_by_message_id(self, message_id: str) -> dict[str, Any] | None:
         return self.get(f"sesmsg#{message_id}", consistent=False)
 
+    def mark_delivered(self, message_id: str, recipient: str, when: float) -> bool:
+        """SES said `message_id` was delivered: mark that email of its order `delivered`."""
+        from botocore.exceptions import ClientError
+
+        index = self.get(f"sesmsg#{message_id}")
+        if index is None:
+            return False
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table,
+                Key={"pk": {"S": f"order#{index['order_id']}"}},
+                UpdateExpression="SET #e.#r.#s = :d, #e.#r.delivered_at = :w",
+                ConditionExpression="#e.#r.message_id = :m",
+                ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
+                ExpressionAttributeValues=self._dump(
+                    {":d": "delivered", ":w": int(when), ":m": message_id}
+                ),
+            )
+        except ClientError:
+            return False
+        return True
+
+    def outbox_due(self, now: int, limit: int = 100) -> list[str]:
+        """Order ids whose emails are not all final and whose due time has passed."""
+        r = self._call(
+            "query",
+            TableName=self.table,
+            IndexName="outbox",
+            KeyConditionExpression="outbox = :p AND due_at <= :now",
+            ExpressionAttributeValues=self._dump({":p": "pending", ":now": now}),
+            Limit=limit,
+        )
+        return [self._load(i)["pk"].split("#", 1)[1] for i in r.get("Items", [])]
+
+    def claim(
+        self, order_id: str, role: str, observed: dict[str, Any], now: int, lease_seconds: int
+    ) -> bool:
+        """Take a lease on one email, only if nobody changed it since we read `observed`.
+
+        Two sweepers reading the same state race on this conditional update: one wins.
+        """
+        from botocore.exceptions import ClientError
+
+        names = {"#e": "emails", "#r": role, "#s": "status", "#a": "attempts", "#l": "lease_until"}
+        values: dict[str, Any] = {
+            ":sending": "sending",
+            ":until": now + lease_seconds,
+            ":st": observed.get("status"),
+            ":att": int(observed.get("attempts", 0)),
+        }
+        cond = "#e.#r.#s = :st AND #e.#r.#a = :att"
+        if "lease_until" in observed:
+            values[":old"] = int(observed["lease_until"])
+            cond += " AND #e.#r.#l = :old"
+        else:
+            cond += " AND attribute_not_exists(#e.#r.#l)"
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table,
+                Key={"pk": {"S": f"order#{order_id}"}},
+                UpdateExpression="SET #e.#r.#s = :sending, #e.#r.#l = :until",
+                ConditionExpression=cond,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._dump(values),
+            )
+        except ClientError:
+            return False
+        return True
+
     def scan_orders(self, limit: int = 500) -> list[dict[str, Any]]:
         """Every order (local tooling and tests only: a scan)."""
         out: list[dict[str, Any]] = []

@@ -45,8 +45,9 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
 
 
 @pytest.fixture()
-def client(aws: MotoServer) -> Iterator[object]:
-    """chalice.test.Client for the `local` stage, against the real moto server."""
+def client(aws: MotoServer, guard_env: dict[str, str]) -> Iterator[object]:
+    """chalice.test.Client for the `local` stage, against the real moto server, the local
+    siteverify server and the local DNS server."""
     from chalice.test import Client
 
     from app import app

@@ -218,7 +218,7 @@ def test_malformed_idempotency_key(client: Any, aws: Any, key: str) -> None:
     assert _items(aws) == []
 
 
-def test_concurrent_identical_requests_make_one_order(aws: Any) -> None:
+def test_concurrent_identical_requests_make_one_order(aws: Any, guard_env: Any) -> None:
     """Eight threads post the same keyed order at once: one order, two emails, same id."""
     from chalicelib import checkout
 
