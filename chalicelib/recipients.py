@@ -162,6 +162,8 @@ class DnsChecker:
 
     # public ------------------------------------------------------------------------------
     def verdict(self, domain: str) -> str:
+        """The domain's verdict (ASCII/punycode domain; case and a trailing dot ignored)."""
+        domain = domain.lower().rstrip(".")
         key = (self.nameservers, domain)
         hit = _CACHE.get(key)
         if hit is not None and hit[1] > _clock():

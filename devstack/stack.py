@@ -114,7 +114,8 @@ class Stack:
         py = sys.executable
         try:
             self._spawn(
-                "moto", [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)]
+                "moto",
+                [py, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(self.moto_port)],
             )
             self._spawn(
                 "siteverify",

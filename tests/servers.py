@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 
@@ -41,7 +42,8 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=str(Path(__file__).resolve().parent.parent),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "1"},
@@ -62,7 +64,7 @@ class MotoServer:
         urllib.request.urlopen(req, timeout=10).read()
 
     def data(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/moto-api/data.json", timeout=10) as r:
+        with urllib.request.urlopen(self.url + "/moto-api/data.json", timeout=120) as r:
             return json.loads(r.read())
 
     def sent_mail(self) -> list[dict[str, Any]]:

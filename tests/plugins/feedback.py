@@ -38,8 +38,10 @@ def ses_event(*messages: dict[str, Any] | str, topic: str = FEEDBACK_TOPIC) -> d
                     "Type": "Notification",
                     "MessageId": f"test-sns-{i}",
                     "TopicArn": topic,
+                    "Subject": None,
                     "Message": body,
                     "Timestamp": "2026-11-20T14:03:13.001Z",
+                    "MessageAttributes": {},
                 },
             }
         )
