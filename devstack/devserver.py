@@ -233,7 +233,7 @@ def serve(host: str, port: int, chalice_url: str, moto_url: str) -> ThreadingHTT
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("WEB_PORT", "8000")))
+    p.add_argument("--port", type=int, default=int(os.environ.get("WEB_PORT") or "8000"))
     p.add_argument("--chalice-url", default="http://127.0.0.1:8001")
     p.add_argument("--moto-url", default="http://127.0.0.1:4566")
     a = p.parse_args()

@@ -18,6 +18,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started from a script that ignored SIGINT
     print(
         f"\n  shop:         {stack.url}/\n"
         f"  mail viewer:  {stack.url}/_dev/mail\n"

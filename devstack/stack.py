@@ -37,6 +37,10 @@ def _port(env: dict[str, str], name: str, default: int | None) -> int:
     return default if default is not None else free_port()
 
 
+class StackDied(RuntimeError):
+    """A child process exited while we waited for it."""
+
+
 def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -44,6 +48,8 @@ def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
         try:
             if check():
                 return
+        except StackDied:
+            raise
         except Exception as e:  # noqa: BLE001 - keep polling until the deadline
             last = e
         time.sleep(0.1)
@@ -94,11 +100,12 @@ class Stack:
             "DNS_NAMESERVERS": f"127.0.0.1:{self.dns_port}",
         }
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.log_dir = ROOT / ".devstack"
+        # `make run` logs to .devstack/; stacks on free ports (tests) each get their own folder
+        self.log_dir = ROOT / ".devstack" / ("" if fixed_ports else f"stack-{self.web_port}")
 
     # --- lifecycle ------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str], quiet: bool = True) -> None:
-        self.log_dir.mkdir(exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"{name}.log", "ab") if quiet else None  # noqa: SIM115
         proc = subprocess.Popen(
             args,
@@ -130,9 +137,7 @@ class Stack:
             self._spawn(
                 "chalice",
                 [
-                    py,
-                    "-m",
-                    "chalice.cli",
+                    str(Path(sys.executable).with_name("chalice")),
                     "local",
                     "--stage",
                     "local",
@@ -158,7 +163,11 @@ class Stack:
                     self.moto_url,
                 ],
             )
-            wait_until(lambda: _http_ok(self.chalice_url + "/catalog"), "chalice local", 60)
+            wait_until(
+                lambda: self._alive() and _http_ok(self.chalice_url + "/catalog"),
+                "chalice local",
+                60,
+            )
             wait_until(lambda: _http_ok(self.url + "/api/catalog"), "dev web server")
             wait_until(
                 lambda: _http_ok(self.siteverify_url.rsplit("/", 3)[0] + "/_requests"),
@@ -194,6 +203,12 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _alive(self) -> bool:
+        dead = self.dead()
+        if dead:
+            raise StackDied(f"{', '.join(dead)} exited; see {self.log_dir}")
+        return True
 
     def dead(self) -> list[str]:
         return [name for name, p in self.procs if p.poll() is not None]
