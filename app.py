@@ -39,11 +39,23 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in (app.current_request.headers or {}).items()}
 
 
+def _edge() -> bool:
+    """403 in cloud stages unless the request came through CloudFront; True if it did."""
+    from chalicelib.guard import require_edge
+    from chalicelib.settings import load
+
+    return require_edge(load(), _headers())
+
+
 @app.route("/catalog", methods=["GET"], cors=False)
 def get_catalog() -> Response:
     from chalicelib.catalog import load_catalog
     from chalicelib.settings import load
 
+    try:
+        _edge()
+    except ApiError as e:
+        return _error(e)
     return _json(
         200, load_catalog().as_response(load().min_items), {"Cache-Control": "public, max-age=60"}
     )
@@ -55,6 +67,12 @@ def post_order() -> Response:
 
     req = app.current_request
     headers = _headers()
+    try:
+        trusted = _edge()
+    except ApiError as e:
+        return _error(e)
+    except Exception as e:  # noqa: BLE001 - e.g. SSM unreachable: no stack trace
+        return _internal_error("edge", e)
     identity = (req.context or {}).get("identity") or {}
     incoming = checkout.IncomingOrder(
         raw_body=req.raw_body or b"",
@@ -62,6 +80,7 @@ def post_order() -> Response:
         idempotency_key=headers.get("idempotency-key"),
         source_ip=identity.get("sourceIp"),
         headers=headers,
+        trusted_edge=trusted,
     )
     try:
         result = checkout.place_order(incoming)

@@ -24,16 +24,41 @@ def reject(reason: str, error: ApiError, **fields: Any) -> ApiError:
 
 
 def client_ip(headers: dict[str, str], source_ip: str | None, trusted_edge: bool) -> str | None:
-    """The caller's address as our edge saw it. Never X-Forwarded-For (a client can forge it).
+    """The caller's address as our edge saw it; never a raw X-Forwarded-For.
 
-    Behind CloudFront (trusted_edge: the origin-verify header matched) API Gateway's sourceIp is
-    CloudFront's, so use `CloudFront-Viewer-Address` ("ip:port"), which CloudFront overwrites.
+    Behind CloudFront (trusted_edge: the origin-verify header matched) API Gateway's sourceIp
+    is a CloudFront address, so the viewer address CloudFront sets is used instead.
     """
     if trusted_edge:
-        viewer = headers.get("cloudfront-viewer-address", "")
-        if viewer:
-            return viewer.rsplit(":", 1)[0].strip("[]") or source_ip
+        from chalicelib.edge import viewer_ip
+
+        return viewer_ip(headers, source_ip)
     return source_ip
+
+
+def require_edge(settings: Any, headers: dict[str, str]) -> bool:
+    """Cloud stages: refuse requests that did not come through CloudFront (and its WAF).
+
+    Returns True when the origin-verify header matched (the edge's headers can be trusted);
+    the local stage has no CloudFront and always passes with False.
+    """
+    if settings.is_local:
+        return False
+    from chalicelib.edge import get_parameter, origin_verified
+
+    secret = settings.origin_verify_secret
+    if not secret and settings.origin_verify_param:
+        secret = get_parameter(
+            settings.region, settings.aws_endpoint_url, settings.origin_verify_param
+        )
+    if not secret:
+        log("origin_verify_unconfigured", "error")
+    if not secret or not origin_verified(headers, secret):
+        raise reject(
+            "origin_not_verified",
+            ApiError(403, "forbidden", "Requests must come through the shop's website."),
+        )
+    return True
 
 
 def honeypot_response(req: OrderRequest) -> dict[str, Any]:
