@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from chalice import Chalice, Rate, Response
+from chalice.app import Request
 
 from chalicelib.errors import ApiError
 from chalicelib.obs import log
@@ -35,8 +36,15 @@ def _internal_error(where: str, exc: Exception) -> Response:
     )
 
 
+def _request() -> Request:
+    req = app.current_request
+    if req is None:  # only outside a request (never for a route handler)
+        raise RuntimeError("no current request")
+    return req
+
+
 def _headers() -> dict[str, str]:
-    return {k.lower(): v for k, v in (app.current_request.headers or {}).items()}
+    return {k.lower(): v for k, v in (_request().headers or {}).items()}
 
 
 def _edge() -> bool:
@@ -65,7 +73,7 @@ def get_catalog() -> Response:
 def post_order() -> Response:
     from chalicelib import checkout
 
-    req = app.current_request
+    req = _request()
     headers = _headers()
     try:
         trusted = _edge()
@@ -75,7 +83,7 @@ def post_order() -> Response:
         return _internal_error("edge", e)
     identity = (req.context or {}).get("identity") or {}
     incoming = checkout.IncomingOrder(
-        raw_body=req.raw_body or b"",
+        raw_body=raw if isinstance(raw := req.raw_body or b"", bytes) else str(raw).encode(),
         content_type=headers.get("content-type", ""),
         idempotency_key=headers.get("idempotency-key"),
         source_ip=identity.get("sourceIp"),

@@ -155,5 +155,5 @@ def sweep(svc: Any, limit: int = 100) -> dict[str, int]:
                     counts[status] += 1
         else:
             svc.store.close_outbox_if_done(oid)
-    log("outbox_swept", ms=round((time.perf_counter() - started) * 1000, 1), **counts)
+    log("outbox_swept", ms=round((time.perf_counter() - started) * 1000, 1), counts=counts)
     return counts

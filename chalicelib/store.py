@@ -219,7 +219,7 @@ class OrderStore:
         (sent, delivered, suppressed, or failed and not retryable)."""
         from botocore.exceptions import ClientError
 
-        values = {f":f{i}": s for i, s in enumerate(FINAL_STATUSES)}
+        values: dict[str, Any] = {f":f{i}": s for i, s in enumerate(FINAL_STATUSES)}
         values.update({":failed": "failed", ":no": False})
         final = ", ".join(k for k in values if k.startswith(":f") and k != ":failed")
         cond = " AND ".join(
