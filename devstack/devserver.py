@@ -60,6 +60,7 @@ def stage_config(stage: str, sitekey: str, api_base: str = "/api") -> dict[str, 
 
 def write_stage_config(path: Path, stage: str, sitekey: str) -> None:
     """The per-stage config file the storefront reads (generated, never committed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stage_config(stage, sitekey), indent=2) + "\n", encoding="utf-8")
 
 
