@@ -170,6 +170,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def submission_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """What makes two requests "the same order": everything but the one-time bot-check token
+    (a retry may carry a fresh one) and the honeypot."""
+    return {k: v for k, v in body.items() if k not in ("turnstile_token", "website")}
+
+
 def check_idempotency_key(key: str | None) -> str | None:
     if key is None or key == "":
         return None
@@ -282,7 +288,7 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
         max_line_qty=s.max_line_qty,
         test_environment=s.email_test_environment,
     )
-    digest = request_hash(body)
+    digest = request_hash(submission_fields(body))
     if req.honeypot:
         from chalicelib.guard import honeypot_response
 

@@ -37,6 +37,18 @@ def _port(env: dict[str, str], name: str, default: int | None) -> int:
     return default if default is not None else free_port()
 
 
+def die_with_parent() -> None:
+    """preexec_fn: have the kernel stop this child if the process that started it dies
+    (a killed test run or a killed `make run` leaves no orphans). Linux only; a no-op elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class StackDied(RuntimeError):
     """A child process exited while we waited for it."""
 
@@ -114,6 +126,7 @@ class Stack:
             stdout=out,
             stderr=subprocess.STDOUT if quiet else None,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads started yet in the child
         )
         self.procs.append((name, proc))
 

@@ -296,3 +296,15 @@ def test_no_stack_trace_on_unexpected_error(client: Any, aws: Any) -> None:
     assert r.status_code == 500
     assert "boom" not in r.body.decode() and "Traceback" not in r.body.decode()
     assert error_of(r)["code"] == "internal_error"
+
+
+def test_retry_with_a_fresh_turnstile_token_is_the_same_order(client: Any, aws: Any) -> None:
+    """The reply to the first attempt was lost and the old token expired: the retry carries a
+    new token under the same key and must get the stored order, not a 409."""
+    first = post_order(client, order_body(), key="lost-reply-01")
+    retry = post_order(
+        client, order_body(turnstile_token="XXXX.DUMMY.TOKEN.XXXX#2"), key="lost-reply-01"
+    )
+    assert first.status_code == retry.status_code == 201
+    assert json.loads(first.body)["order_id"] == json.loads(retry.body)["order_id"]
+    assert len(_orders(aws)) == 1 and len(aws.sent_mail()) == 2

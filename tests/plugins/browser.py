@@ -1,1 +1,256 @@
-"""pytest fixtures for the browser tests (owned by that area)."""
+"""pytest fixtures for the browser tests (tests/browser/).
+
+One Chromium (Debian's, by executable path: Playwright can't download browsers here) per
+session, a fresh context per test, the real local stack (`devstack.stack.Stack`) serving the
+site with its CSP header. Turnstile's script is answered by tests/browser/turnstile_stub.js.
+Every test fails on an uncaught page error or a CSP violation; `Shop.assert_clean()` also
+rejects console errors. Failing tests leave a screenshot in artifacts/screenshots/failures/.
+
+Chromium missing: the browser tests are skipped locally, but fail in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+TURNSTILE_STUB = ROOT / "tests" / "browser" / "turnstile_stub.js"
+CHROMIUM_CANDIDATES = (
+    "/usr/lib/chromium/chromium",  # the real binary behind Debian's /usr/bin/chromium wrapper
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# The stack the browser tests run against: free ports (even if WEB_PORT etc. are set in the
+# environment), generous rate limits (every test orders from 127.0.0.1), the shop always open.
+STACK_ENV = {
+    "WEB_PORT": "",
+    "MOTO_PORT": "",
+    "CHALICE_PORT": "",
+    "SITEVERIFY_PORT": "",
+    "DNS_PORT": "",
+    "RATE_LIMIT_EMAIL": "1000/600",
+    "RATE_LIMIT_IP": "10000/600",
+    "BUSINESS_HOURS": "always",
+}
+DESKTOP = {"width": 1280, "height": 800}
+MOBILE = {"width": 360, "height": 740}
+
+# Runs before any page script: report CSP violations through an exposed binding (survives
+# navigations and reloads, unlike a window variable).
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__reportCsp && window.__reportCsp(JSON.stringify({
+    directive: e.violatedDirective, blocked: e.blockedURI, source: e.sourceFile,
+    line: e.lineNumber, sample: e.sample }));
+});
+"""
+
+
+def find_chromium() -> str | None:
+    configured = os.environ.get("CHROMIUM_PATH")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    for path in CHROMIUM_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    path = find_chromium()
+    if path:
+        return path
+    msg = (
+        "Chromium not found (looked at $CHROMIUM_PATH, "
+        + ", ".join(CHROMIUM_CANDIDATES)
+        + "): install it with `apt-get install chromium` to run the browser tests"
+    )
+    if in_ci():
+        pytest.fail(msg + " (CI=true: a missing browser is a failure, not a skip)", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(
+            executable_path=chromium_executable, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+    finally:
+        pw.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Any]:
+    """The whole local stack on free ports (moto, siteverify, DNS, chalice local, web)."""
+    from devstack.stack import Stack
+
+    s = Stack(env=STACK_ENV).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@dataclass
+class OrderPost:
+    """One POST /api/orders the page sent."""
+
+    key: str | None
+    body: dict[str, Any]
+
+
+@dataclass
+class Shop:
+    """A browser context on the local stack, with what it logged."""
+
+    context: Any
+    page: Any
+    url: str
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    csp_violations: list[dict[str, Any]] = field(default_factory=list)
+    order_posts: list[OrderPost] = field(default_factory=list)
+
+    def goto(self, path: str = "/", page: Any = None) -> Any:
+        page = page or self.page
+        page.goto(self.url + path)
+        return page
+
+    def new_page(self) -> Any:
+        """Another tab in the same context (same storage, same listeners)."""
+        return self.context.new_page()
+
+    def assert_clean(self, allow: tuple[str, ...] = ()) -> None:
+        """No console errors (except messages matching one of `allow`), page errors or CSP
+        violations so far."""
+        errors = [e for e in self.console_errors if not any(re.search(a, e) for a in allow)]
+        assert not self.page_errors, f"uncaught errors: {self.page_errors}"
+        assert not self.csp_violations, f"CSP violations: {self.csp_violations}"
+        assert not errors, f"console errors: {errors}"
+
+
+def _attach(shop: Shop, page: Any) -> None:
+    page.on(
+        "console",
+        lambda m: (
+            shop.console_errors.append(f"{m.text} ({m.location.get('url', '')})")
+            if m.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: shop.page_errors.append(str(e)))
+
+
+def _serve_turnstile_stub(route: Any) -> None:
+    if "/turnstile/v0/api.js" in route.request.url:
+        route.fulfill(
+            status=200,
+            content_type="text/javascript; charset=utf-8",
+            body=TURNSTILE_STUB.read_text(encoding="utf-8"),
+        )
+    else:  # nothing else from Cloudflare exists offline
+        route.fulfill(status=404, body="")
+
+
+@pytest.fixture()
+def make_shop(browser: Any, stack: Any, request: pytest.FixtureRequest) -> Iterator[Callable]:
+    """make_shop(viewport=DESKTOP, **context_options) -> Shop; closed after the test."""
+    shops: list[Shop] = []
+
+    def make(viewport: dict[str, int] | None = None, **options: Any) -> Shop:
+        context = browser.new_context(
+            viewport=viewport or DESKTOP, service_workers="block", **options
+        )
+        context.set_default_timeout(10_000)
+        context.route("https://challenges.cloudflare.com/**", _serve_turnstile_stub)
+        shop = Shop(context=context, page=None, url=stack.url)
+        context.expose_function(
+            "__reportCsp", lambda raw: shop.csp_violations.append(json.loads(raw))
+        )
+        context.add_init_script(_CSP_LISTENER)
+
+        def on_request(req: Any) -> None:
+            if req.method == "POST" and req.url.startswith(stack.url + "/api/orders"):
+                try:
+                    body = json.loads(req.post_data or "null")
+                except ValueError:
+                    body = None
+                shop.order_posts.append(OrderPost(req.headers.get("idempotency-key"), body))
+
+        context.on("request", on_request)
+        context.on("page", lambda p: _attach(shop, p))
+        shop.page = context.new_page()
+        shops.append(shop)
+        return shop
+
+    yield make
+
+    failed = getattr(request.node, "rep_call", None)
+    for i, shop in enumerate(shops):
+        try:
+            if failed is not None and failed.failed and not shop.page.is_closed():
+                out = SCREENSHOTS / "failures"
+                out.mkdir(parents=True, exist_ok=True)
+                name = re.sub(r"[^\w.-]+", "_", request.node.name)
+                shop.page.screenshot(path=str(out / f"{name}-{i}.png"), full_page=True)
+        finally:
+            shop.context.close()
+    for shop in shops:  # every browser test: no uncaught errors, no CSP violations
+        assert not shop.page_errors, f"uncaught page errors: {shop.page_errors}"
+        assert not shop.csp_violations, f"CSP violations: {shop.csp_violations}"
+
+
+@pytest.fixture()
+def shop(make_shop: Callable[..., Shop]) -> Shop:
+    """A desktop-sized Shop."""
+    return make_shop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+
+
+def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
+    """Save a test artifact to artifacts/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-picture
+    page.screenshot(path=str(path), full_page=full_page, caret="initial")
+    return path

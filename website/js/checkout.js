@@ -1,0 +1,450 @@
+// Checkout: the form, its draft, the order attempt (one Idempotency-Key per attempt), submit.
+//
+// sessionStorage "pressed.checkout.v1" = {v: 1, form: {...}, attempt: {key, fp, token, pending}}
+//   fp is the exact request body minus the Turnstile token. Every retry of the same order
+//   (double click, network failure, 503, reload mid-submit) sends the same Idempotency-Key, body
+//   and token, so the server replays the first result instead of creating a second order. The
+//   key is replaced only when the cart or the form changes, after a 409, or after success; the
+//   token only when the server rejects it (bot_check_failed).
+// sessionStorage "pressed.order.v1" = {v: 1, order, email}: the last confirmation (for reloads).
+
+import { $, h, humanWait, money, readJSON, safeStorage, sleep } from "./dom.js";
+import { minimumMessage } from "./cart.js";
+import { NetworkError, newIdempotencyKey, postOrder } from "./api.js";
+import { BotCheck } from "./turnstile.js";
+
+export const CHECKOUT_KEY = "pressed.checkout.v1";
+export const ORDER_KEY = "pressed.order.v1";
+
+// API field path -> [form control name, input id, message when the value is missing]
+const FIELDS = [
+  ["name", "f-name", "Enter your full name."],
+  ["email", "f-email", "Enter your email address, like name@example.com."],
+  ["phone", "f-phone", "Enter a US phone number, like (212) 555-0143."],
+  ["shipping.line1", "f-line1", "Enter the street address."],
+  ["shipping.line2", "f-line2", ""],
+  ["shipping.city", "f-city", "Enter the city."],
+  ["shipping.state", "f-state", "Choose a state."],
+  ["shipping.zip", "f-zip", "Enter a 5-digit ZIP code, like 10001."],
+];
+const FORM_NAMES = ["name", "email", "phone", "line1", "line2", "city", "state", "zip"];
+const LABELS = {
+  name: "Full name", email: "Email", phone: "Phone", "shipping.line1": "Street address",
+  "shipping.line2": "Apartment", "shipping.city": "City", "shipping.state": "State", "shipping.zip": "ZIP code",
+};
+const NETWORK_RETRIES = 2;
+
+export const US_STATES = [
+  ["AL", "Alabama"], ["AK", "Alaska"], ["AZ", "Arizona"], ["AR", "Arkansas"], ["CA", "California"],
+  ["CO", "Colorado"], ["CT", "Connecticut"], ["DE", "Delaware"], ["DC", "District of Columbia"],
+  ["FL", "Florida"], ["GA", "Georgia"], ["HI", "Hawaii"], ["ID", "Idaho"], ["IL", "Illinois"],
+  ["IN", "Indiana"], ["IA", "Iowa"], ["KS", "Kansas"], ["KY", "Kentucky"], ["LA", "Louisiana"],
+  ["ME", "Maine"], ["MD", "Maryland"], ["MA", "Massachusetts"], ["MI", "Michigan"], ["MN", "Minnesota"],
+  ["MS", "Mississippi"], ["MO", "Missouri"], ["MT", "Montana"], ["NE", "Nebraska"], ["NV", "Nevada"],
+  ["NH", "New Hampshire"], ["NJ", "New Jersey"], ["NM", "New Mexico"], ["NY", "New York"],
+  ["NC", "North Carolina"], ["ND", "North Dakota"], ["OH", "Ohio"], ["OK", "Oklahoma"], ["OR", "Oregon"],
+  ["PA", "Pennsylvania"], ["PR", "Puerto Rico"], ["RI", "Rhode Island"], ["SC", "South Carolina"],
+  ["SD", "South Dakota"], ["TN", "Tennessee"], ["TX", "Texas"], ["UT", "Utah"], ["VT", "Vermont"],
+  ["VA", "Virginia"], ["WA", "Washington"], ["WV", "West Virginia"], ["WI", "Wisconsin"], ["WY", "Wyoming"],
+];
+
+/** Lenient client-side checks (the server has the final word). Returns {path: message}. */
+export function validate(f) {
+  const errors = {};
+  for (const [path, , missing] of FIELDS) {
+    const value = f[path.replace("shipping.", "")];
+    if (missing && !value) errors[path] = missing;
+  }
+  if (f.email && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(f.email)) errors.email = FIELDS[1][2];
+  const digits = f.phone.replace(/\D/g, "");
+  if (f.phone && !(digits.length === 10 || (digits.length === 11 && digits[0] === "1"))) {
+    errors.phone = FIELDS[2][2];
+  }
+  if (f.zip && !/^\d{5}(-\d{4})?$/.test(f.zip)) errors["shipping.zip"] = FIELDS[7][2];
+  return errors;
+}
+
+export class Checkout {
+  constructor({ cart, getCatalog, sitekey, onSuccess }) {
+    this.cart = cart;
+    this.getCatalog = getCatalog;
+    this.onSuccess = onSuccess;
+    this.session = safeStorage("sessionStorage");
+    this.form = $("#checkout-form");
+    this.submitButton = $("#submit-order");
+    this.status = $("#submit-status");
+    this.alertBox = $("#form-alert");
+    this.itemsError = $("#items-error");
+    this.honeypot = $("#f-website");
+    this.busy = false;
+    this.bot = new BotCheck($("#bot-check-widget"), {
+      sitekey,
+      onProblem: (kind) => this._botProblem(kind),
+      onToken: () => this._showError("turnstile-error", ""),
+    });
+
+    const select = $("#f-state");
+    for (const [code, name] of US_STATES) select.append(h("option", { value: code, text: name }));
+
+    this.state = this._loadState();
+    this._restoreForm();
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    const onEdit = (e) => {
+      if (e.target === this.honeypot) return;
+      if (e.target.getAttribute("aria-invalid") === "true") this._clearField(e.target);
+      this.state.form = this.readForm();
+      this._saveState();
+    };
+    this.form.addEventListener("input", onEdit);
+    this.form.addEventListener("change", onEdit);
+  }
+
+  /** Called when the checkout view is shown. */
+  enter() {
+    this.renderSummary();
+    $("#resume-note").hidden = !this.state.attempt?.pending;
+    this.bot.mount();
+  }
+
+  cartChanged() {
+    this.renderSummary();
+  }
+
+  readForm() {
+    const f = {};
+    for (const name of FORM_NAMES) f[name] = (this.form.elements[name].value || "").trim();
+    return f;
+  }
+
+  renderSummary() {
+    const catalog = this.getCatalog();
+    const list = $("#summary-lines");
+    const lines = this.cart.lines;
+    list.replaceChildren();
+    if (!catalog) {
+      list.append(h("li", { class: "muted" }, "Loading your order…"));
+      return;
+    }
+    let total = 0;
+    let count = 0;
+    for (const line of lines) {
+      const p = catalog.bySku.get(line.sku);
+      if (!p) continue;
+      total += p.price_cents * line.qty;
+      count += line.qty;
+      list.append(
+        h("li", {},
+          h("span", { class: "summary-name" }, `${line.qty} × ${p.name}`),
+          h("span", { class: "num" }, money(p.price_cents * line.qty, catalog.currency))),
+      );
+    }
+    if (!count) list.append(h("li", { class: "muted" }, "Your cart is empty."));
+    $("#summary-total").textContent = money(total, catalog.currency);
+    this._showItemsNote(count < catalog.minItems ? minimumMessage(count, catalog.minItems) : "");
+  }
+
+  async submit() {
+    if (this.busy) return;
+    this._clearErrors();
+    $("#resume-note").hidden = true;
+    const catalog = this.getCatalog();
+    if (!catalog) {
+      this._alert("The menu is still loading. Please try again in a moment.");
+      return;
+    }
+    const lines = this.cart.lines.filter((l) => catalog.bySku.has(l.sku));
+    const count = lines.reduce((n, l) => n + l.qty, 0);
+    if (count < catalog.minItems) {
+      const msg = minimumMessage(count, catalog.minItems);
+      this._showItemsNote(msg);
+      this._alert(msg);
+      return;
+    }
+    const f = this.readForm();
+    const clientErrors = validate(f);
+    if (Object.keys(clientErrors).length) {
+      this._fieldErrors(clientErrors);
+      return;
+    }
+
+    const body = {
+      name: f.name,
+      email: f.email,
+      phone: f.phone,
+      shipping: { line1: f.line1, line2: f.line2, city: f.city, state: f.state, zip: f.zip },
+      items: lines.map((l) => ({ sku: l.sku, qty: l.qty })),
+      website: this.honeypot.value,
+    };
+    const fp = JSON.stringify(body);
+    let attempt = this.state.attempt;
+    if (!attempt || attempt.fp !== fp) attempt = { key: newIdempotencyKey(), fp, token: null };
+    attempt.pending = true;
+    this.state.attempt = attempt;
+    this._saveState();
+
+    this._setBusy(true, "Running a quick security check…");
+    let result = null;
+    let failure = "";
+    let renewedToken = false;
+    for (let tries = 0; ; ) {
+      // The attempt keeps its Turnstile token: a retry must repeat the very same request.
+      const reused = Boolean(attempt.token);
+      if (!attempt.token) {
+        try {
+          attempt.token = await this.bot.take();
+        } catch {
+          failure = "bot";
+          break;
+        }
+        this._saveState();
+      }
+      this._setBusy(true, tries ? "Still trying to place your order…" : "Placing your order…");
+      try {
+        result = await postOrder({ ...body, turnstile_token: attempt.token }, attempt.key);
+      } catch (e) {
+        if (!(e instanceof NetworkError)) throw e;
+        if (++tries > NETWORK_RETRIES) {
+          failure = "network";
+          break;
+        }
+        await sleep(1000 * tries); // the order may exist: same key, same body, same token
+        continue;
+      }
+      if (result.data?.error?.code === "bot_check_failed") {
+        attempt.token = null; // spent or expired
+        this._saveState();
+        if (reused && !renewedToken) {
+          renewedToken = true; // an old token from an earlier try: get a new one, once
+          continue;
+        }
+      }
+      break;
+    }
+
+    if (result?.ok && result.data && typeof result.data.order_id === "string") {
+      this._succeeded(result.data, body);
+      return;
+    }
+    this._setBusy(false, "");
+    if (result) {
+      attempt.pending = false; // the server answered: no order is hanging for this key
+      this._saveState();
+      this._handleError(result);
+    } else if (failure === "bot") {
+      this._botProblem("unavailable");
+      this._alert("We couldn't complete the security check. Check your connection, then place your order again.");
+    } else {
+      this._alert(
+        "We couldn't reach the shop. Check your connection and place your order again. " +
+          "If your order already went through, it won't be placed twice.",
+      );
+    }
+  }
+
+  _succeeded(order, body) {
+    this.session.set(ORDER_KEY, JSON.stringify({ v: 1, order, email: body.email }));
+    this.state = { form: {}, attempt: null };
+    this.session.remove(CHECKOUT_KEY);
+    this.cart.subtract(body.items); // the cart is emptied only now
+    this.bot.remove();
+    this.form.reset();
+    $("#resume-note").hidden = true;
+    this._setBusy(false, "");
+    this.onSuccess(order);
+  }
+
+  _handleError({ status, data, retryAfter }) {
+    const err = (data && typeof data.error === "object" && data.error) || {};
+    const code = err.code || (status >= 500 ? "service_unavailable" : "unknown");
+    const fields = err.fields && typeof err.fields === "object" ? err.fields : {};
+    const wait = Number.isFinite(err.retry_after) ? err.retry_after : retryAfter;
+    switch (code) {
+      case "validation_failed":
+        this._fieldErrors(fields, true);
+        break;
+      case "email_undeliverable":
+        this._fieldErrors(
+          { email: fields.email || "We can't deliver email to this address. Please check it for typos." },
+          true,
+          "We can't send a receipt to that email address. Please check it.",
+        );
+        break;
+      case "closed":
+        this._alert(err.message || "The shop is closed right now. Please come back during opening hours.");
+        break;
+      case "rate_limited":
+        this._alert(
+          `You've tried to order several times in a short while. Please wait ${humanWait(wait || 60)}, then try again.`,
+        );
+        break;
+      case "bot_check_failed":
+        this.bot.refresh(); // turnstile.reset: the next try gets a new token
+        this._alert("We couldn't confirm you're a person. Please complete the security check again, then place your order.");
+        break;
+      case "service_unavailable":
+        this._alert(
+          `We couldn't take your order just now. Please try again in ${humanWait(wait || 5)}. ` +
+            "Your details are still here, and trying again won't place your order twice.",
+        );
+        break;
+      case "idempotency_key_reused":
+        this.state.attempt = null; // next submit starts a new attempt
+        this._saveState();
+        this._alert("Your order changed since your last try. Please check it, then place it again.");
+        break;
+      default:
+        this._alert(
+          status >= 500
+            ? "Something went wrong on our side. Please try again; your order won't be placed twice."
+            : err.message || "We couldn't place your order. Please check the form and try again.",
+        );
+    }
+  }
+
+  /** Show {path: message} next to the fields, announce them, focus the first one. */
+  _fieldErrors(errors, fromServer = false, lead = "") {
+    const general = [];
+    const itemMsgs = [];
+    let first;
+    const body = this.state.attempt ? JSON.parse(this.state.attempt.fp) : null;
+    for (const [path, rawMsg] of Object.entries(errors)) {
+      const msg = String(rawMsg);
+      const field = FIELDS.find(([p]) => p === path);
+      if (field) {
+        const [, id, missing] = field;
+        const el = document.getElementById(id);
+        this._showError(`${id}-error`, fromServer && msg === "Required." && missing ? missing : msg);
+        el.setAttribute("aria-invalid", "true");
+        continue;
+      }
+      const m = /^items(?:\[(\d+)\])?/.exec(path);
+      if (m) {
+        const sku = m[1] !== undefined ? body?.items?.[Number(m[1])]?.sku : null;
+        const name = sku && this.getCatalog()?.bySku.get(sku)?.name;
+        itemMsgs.push(name ? `${name}: ${msg}` : msg);
+      } else if (path === "turnstile_token") {
+        this._showError("turnstile-error", "Please complete the security check again.");
+      } else {
+        general.push(msg);
+      }
+    }
+    first = FIELDS.map(([, id]) => document.getElementById(id)).find(
+      (el) => el.getAttribute("aria-invalid") === "true",
+    );
+    if (itemMsgs.length) this._showItemsNote(itemMsgs.join(" "));
+    const invalid = FIELDS.filter(([p]) => p in errors).map(([p]) => LABELS[p]);
+    const parts = [];
+    if (lead) parts.push(lead);
+    else if (invalid.length) parts.push(`Please check ${invalid.length === 1 ? "this field" : "these fields"}: ${invalid.join(", ")}.`);
+    if (itemMsgs.length) parts.push(...itemMsgs);
+    parts.push(...general);
+    this._alert(parts.join(" ") || "Please check the form.", !first);
+    if (first) first.focus();
+  }
+
+  // #form-alert stays in the page (empty = invisible) so screen readers track it as a live region
+  _alert(message, focus = true) {
+    this.alertBox.textContent = message;
+    if (focus) this.alertBox.focus();
+  }
+
+  _showError(id, message) {
+    const p = document.getElementById(id);
+    if (!p) return;
+    p.textContent = message;
+    p.hidden = !message;
+  }
+
+  _showItemsNote(message) {
+    this.itemsError.textContent = message;
+    this.itemsError.hidden = !message;
+  }
+
+  _clearField(el) {
+    el.removeAttribute("aria-invalid");
+    this._showError(`${el.id}-error`, "");
+  }
+
+  _clearErrors() {
+    this.alertBox.textContent = "";
+    for (const [, id] of FIELDS) this._clearField(document.getElementById(id));
+    this._showError("turnstile-error", "");
+  }
+
+  _botProblem(kind) {
+    const msg = {
+      load: "The security check couldn't load. Check your connection, then reload the page.",
+      error: "The security check ran into a problem. It will try again by itself.",
+      unavailable: "The security check didn't finish. Please try again.",
+    }[kind];
+    if (msg) this._showError("turnstile-error", msg);
+  }
+
+  _setBusy(busy, text) {
+    this.busy = busy;
+    this.submitButton.disabled = busy;
+    this.submitButton.textContent = busy ? "Placing order…" : "Place order";
+    this.form.setAttribute("aria-busy", String(busy));
+    this.status.textContent = text;
+  }
+
+  _loadState() {
+    const { value } = readJSON(this.session, CHECKOUT_KEY);
+    const state = { form: {}, attempt: null };
+    if (!value || value.v !== 1) return state;
+    if (value.form && typeof value.form === "object") {
+      for (const n of FORM_NAMES) if (typeof value.form[n] === "string") state.form[n] = value.form[n];
+    }
+    const a = value.attempt;
+    if (a && typeof a.key === "string" && /^[\w-]{8,64}$/.test(a.key) && typeof a.fp === "string") {
+      state.attempt = {
+        key: a.key,
+        fp: a.fp,
+        token: typeof a.token === "string" && a.token ? a.token : null,
+        pending: a.pending === true,
+      };
+    }
+    return state;
+  }
+
+  _saveState() {
+    this.session.set(CHECKOUT_KEY, JSON.stringify({ v: 1, ...this.state }));
+  }
+
+  _restoreForm() {
+    for (const n of FORM_NAMES) {
+      const v = this.state.form[n];
+      if (typeof v === "string") this.form.elements[n].value = v;
+    }
+  }
+}
+
+/** The last confirmed order in this tab, or null. */
+export function lastOrder() {
+  const { value } = readJSON(safeStorage("sessionStorage"), ORDER_KEY);
+  if (!value || value.v !== 1 || !value.order || typeof value.order.order_id !== "string") return null;
+  return value;
+}
+
+/** Fill the confirmation view from the last order; false if there is none. */
+export function renderConfirmation() {
+  const saved = lastOrder();
+  if (!saved) return false;
+  const { order, email } = saved;
+  const currency = typeof order.currency === "string" ? order.currency : "USD";
+  $("#confirm-id").textContent = order.order_id;
+  $("#confirm-lines").replaceChildren(
+    ...(Array.isArray(order.items) ? order.items : []).map((l) =>
+      h("tr", {},
+        h("th", { scope: "row" }, String(l.name ?? l.sku)),
+        h("td", { class: "num" }, String(l.qty)),
+        h("td", { class: "num" }, money(l.unit_price_cents, currency)),
+        h("td", { class: "num" }, money(l.line_total_cents, currency)))),
+  );
+  $("#confirm-total").textContent = money(order.total_cents, currency);
+  $("#confirm-email").textContent = email || "your email address";
+  return true;
+}
