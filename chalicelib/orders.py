@@ -65,12 +65,13 @@ class OrderRequest:
 
 
 def has_control_chars(value: str) -> bool:
-    """True for C0/C1 controls (CR, LF, NUL, tab...), line/paragraph separators, bidi overrides."""
+    """True for C0/C1 controls (CR, LF, NUL, tab...), lone surrogates, line/paragraph
+    separators and bidi overrides."""
     for ch in value:
         if ch in _BIDI:
             return True
         cat = unicodedata.category(ch)
-        if cat in ("Cc", "Zl", "Zp"):
+        if cat in ("Cc", "Cs", "Zl", "Zp"):
             return True
     return False
 
@@ -217,6 +218,8 @@ def parse_order(
     if token is not None and not isinstance(token, str):
         errors["turnstile_token"] = "Must be text."
         token = None
+    elif token and (not token.isascii() or not token.isprintable()):
+        token = ""  # no real token looks like this: refused by the bot check, never sent on
     honeypot = body.get("website")
     honeypot = honeypot if isinstance(honeypot, str) else ("" if honeypot is None else "x")
 

@@ -70,7 +70,7 @@ def deliver(svc: Any, order: dict[str, Any], role: str) -> str:
         )
         metric("EmailFailed", role=role, retryable=str(not give_up).lower())
         if give_up and e.retryable:
-            metric("OutboxFailedForGood", role=role)
+            metric("OutboxFailedForGood")  # dimensionless: the alarm watches exactly this
         return "failed"
     except ValueError as e:  # an unsafe header value: never retried
         svc.store.record_send(oid, role, status="failed", now=now, reason=str(e))

@@ -110,7 +110,7 @@ def test_turnstile_refusal_is_403(
     assert_nothing_stored_or_sent(aws)
 
 
-@pytest.mark.parametrize("token", [None, "", "x" * 2049])
+@pytest.mark.parametrize("token", [None, "", "x" * 2049, "tok\ud800en", "tök€n", "a\nb"])
 def test_missing_or_oversized_token_is_403_without_calling_cloudflare(
     client: Any, aws: Any, siteverify: Any, token: Any
 ) -> None:

@@ -70,6 +70,8 @@ def test_phone_normalisation(raw: str, e164: str | None) -> None:
         ({"name": "Jane\x00Doe"}, "name"),
         ({"name": "Jane\u2028Doe"}, "name"),
         ({"name": "Jane\u202eeoD"}, "name"),
+        ({"name": "Jane\ud800Doe"}, "name"),  # a lone surrogate can't be encoded for SES
+        ({"shipping__city": "\udfff"}, "shipping.city"),
         ({"name": 42}, "name"),
         ({"name": None}, "name"),
         ({"email": ""}, "email"),

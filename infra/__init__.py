@@ -1,0 +1,1 @@
+"""Deployment tooling (packaging, deploy helpers); not part of the Lambda bundle."""
