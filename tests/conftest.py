@@ -45,6 +45,12 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
 
 
 @pytest.fixture()
+def ddb(aws: MotoServer) -> object:
+    """A boto3 DynamoDB client for the freshly bootstrapped moto server."""
+    return aws.client("dynamodb")
+
+
+@pytest.fixture()
 def client(aws: MotoServer, guard_env: dict[str, str]) -> Iterator[object]:
     """chalice.test.Client for the `local` stage, against the real moto server, the local
     siteverify server and the local DNS server."""

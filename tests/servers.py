@@ -62,6 +62,18 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
+    def client(self, service: str) -> Any:
+        """A boto3 client for this server."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
     def reset(self) -> None:
         req = urllib.request.Request(self.url + "/moto-api/reset", method="POST", data=b"")
         urllib.request.urlopen(req, timeout=10).read()

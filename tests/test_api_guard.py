@@ -14,9 +14,7 @@ from tests.helpers import error_of, order_body, post_order
 
 
 def _rows(aws: Any) -> list[dict[str, Any]]:
-    import boto3
-
-    ddb = boto3.client("dynamodb", endpoint_url=aws.url, region_name="us-east-1")
+    ddb = aws.client("dynamodb")
     return [i for i in ddb.scan(TableName="orders")["Items"] if i["pk"]["S"].startswith("order#")]
 
 

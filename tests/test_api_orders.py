@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from typing import Any
 from unittest import mock
 
-import boto3
 import pytest
 
 from chalicelib.catalog import load_catalog
@@ -18,12 +17,12 @@ from tests.helpers import CUSTOMER_EMAIL, error_of, order_body, post_order
 def _orders(aws: Any) -> list[dict[str, Any]]:
     from chalicelib.store import OrderStore
 
-    ddb = boto3.client("dynamodb", endpoint_url=aws.url, region_name="us-east-1")
+    ddb = aws.client("dynamodb")
     return OrderStore(ddb, "orders").scan_orders()
 
 
 def _items(aws: Any) -> list[dict[str, Any]]:
-    ddb = boto3.client("dynamodb", endpoint_url=aws.url, region_name="us-east-1")
+    ddb = aws.client("dynamodb")
     return ddb.scan(TableName="orders")["Items"]
 
 

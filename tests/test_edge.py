@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -22,13 +21,7 @@ def _fresh_cache() -> Iterator[None]:
 
 
 def _ssm(server: MotoServer):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "ssm",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return server.client("ssm")
 
 
 def test_reads_secure_string_decrypted(aws: MotoServer) -> None:

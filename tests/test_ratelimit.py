@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.ratelimit import RateLimited, RateLimiter, counter_pk, hashed_key
-from tests.servers import MotoServer
 
 TABLE = "rate-limits"
 EMAIL = "jane.doe@deliverable.test"
 IP = "203.0.113.9"
-
-
-@pytest.fixture()
-def ddb(aws: MotoServer) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=aws.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def items(ddb: Any) -> list[dict[str, Any]]:

@@ -107,20 +107,6 @@ class RecordingSink:
 
 
 @pytest.fixture()
-def ddb(aws: Any) -> Any:
-    """A boto3 DynamoDB client for the freshly bootstrapped moto server."""
-    import boto3
-
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=aws.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-@pytest.fixture()
 def suppression_store(ddb: Any) -> Any:
     from chalicelib.suppression import SuppressionStore
 
