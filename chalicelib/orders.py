@@ -114,7 +114,8 @@ def normalize_us_phone(raw: str) -> str | None:
 
 def request_hash(body: Any) -> str:
     """A stable fingerprint of a request body (key order and whitespace don't matter)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ensure_ascii: lone surrogates (valid in JSON escapes) must not break the encoding
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

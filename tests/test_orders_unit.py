@@ -207,3 +207,8 @@ def test_money_and_templates_escape() -> None:
     assert mail.to == "a@b.test" and mail.reply_to == "m@shop.test"
     merchant = render(order, "merchant", shop_name="Shop", merchant_email="m@shop.test")
     assert merchant.reply_to == "a@b.test" and "ABCDEFGHJK" in merchant.subject
+
+
+def test_request_hash_survives_lone_surrogates() -> None:
+    """Found by fuzzing: an ignored extra field holding "\\udfff" made hashing raise (500)."""
+    assert request_hash({"zz_extra": "\udfff"}) != request_hash({"zz_extra": "\udffe"})
