@@ -329,7 +329,8 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     if outcome.kind != "created":
         return replay_result(outcome, key)
     order = outcome.order
-    assert order is not None
+    if order is None:  # "created" always carries the order; be explicit rather than assert
+        raise service_unavailable(2, "store")
     log(
         "order_accepted",
         order_id=order["order_id"],

@@ -56,11 +56,12 @@ def _environment() -> Any:
     if _env is None:
         with _env_lock:
             if _env is None:
-                from jinja2 import Environment, FileSystemLoader, StrictUndefined
+                from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
                 env = Environment(
                     loader=FileSystemLoader(str(TEMPLATES)),
-                    autoescape=lambda name: bool(name and name.endswith(".html")),
+                    # HTML templates are escaped; the .txt bodies are plain text, not HTML
+                    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
                     undefined=StrictUndefined,
                     keep_trailing_newline=True,
                 )

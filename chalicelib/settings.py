@@ -50,7 +50,7 @@ def _limit(name: str, default: str) -> tuple[int, int]:
 
 
 # Cloudflare's documented always-pass test secret and the moto topic: local stage defaults only.
-LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"
+LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"  # nosec B105 - public test key
 LOCAL_FEEDBACK_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
 
