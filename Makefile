@@ -32,7 +32,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) lint scan-venv
+test: $(STAMP) lint static scan-venv
 	$(PY) -m pytest -q
 
 # --- local feedback loop (chalice local has no SNS or schedule); see docs/feedback.md ---

@@ -29,10 +29,13 @@ def client(service: str, settings: Settings, profile: str = "default") -> Any:
 
             attempts = {"default": 3, "ses": 3, "fast": 1}[profile]
             mode = "standard"
+            # SES: a read timeout is retried by botocore and may send twice if SES had
+            # accepted, so give SendEmail a long read timeout (slow sends are rare; a duplicate
+            # is worse). The outbox lease (120 s) outlasts 3 x (2 + 15) s plus backoff.
             cfg = Config(
                 retries={"max_attempts": attempts, "mode": mode},
                 connect_timeout=2,
-                read_timeout=5,
+                read_timeout=15 if profile == "ses" else 5,
                 max_pool_connections=20,
             )
             kwargs: dict[str, Any] = {"region_name": settings.region, "config": cfg}

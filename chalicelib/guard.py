@@ -63,7 +63,7 @@ def require_edge(settings: Any, headers: dict[str, str]) -> bool:
 
 def honeypot_response(req: OrderRequest) -> dict[str, Any]:
     """A believable 201 for a bot that filled the hidden field: nothing stored or sent."""
-    time.sleep(random.uniform(0.05, 0.2))  # nosec B311 - timing jitter, not security
+    time.sleep(random.uniform(0.05, 0.2))  # nosec B311  # timing jitter
     log("order_rejected", reason="honeypot", email=mask_email(req.email))
     metric("OrderRejected", reason="honeypot")
     return {

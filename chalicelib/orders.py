@@ -217,11 +217,11 @@ def parse_order(
 
     token = body.get("turnstile_token")
     if token is not None and not isinstance(token, str):
-        errors["turnstile_token"] = "Must be text."  # nosec B105 - a message, not a password
+        errors["turnstile_token"] = "Must be text."  # nosec B105
         token = None
     elif token and (not token.isascii() or not token.isprintable()):
         # no real token looks like this: refused by the bot check, never sent on
-        token = ""  # nosec B105 - not a password
+        token = ""  # nosec B105  # not a password
     honeypot = body.get("website")
     honeypot = honeypot if isinstance(honeypot, str) else ("" if honeypot is None else "x")
 

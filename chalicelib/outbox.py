@@ -15,7 +15,7 @@ from typing import Any
 
 from chalicelib import clock
 from chalicelib.obs import log, mask_email, metric
-from chalicelib.store import ROLES, StoreUnavailable
+from chalicelib.store import ROLES
 
 RETRYABLE_STATUSES = ("pending", "failed", "sending")
 
@@ -99,21 +99,20 @@ def send_emails(svc: Any, order: dict[str, Any], roles: tuple[str, ...] = ROLES)
     for role, fut in futures.items():
         try:
             results[role] = fut.result()
-        except (
-            StoreUnavailable
-        ) as e:  # maybe sent, not recorded: the lease expires, sweeper retries
+        except Exception as e:  # noqa: BLE001 - the order stands; after the lease the sweeper retries
             log(
                 "email_status_unrecorded",
                 "error",
                 order_id=order["order_id"],
                 role=role,
-                reason=str(e),
+                reason=f"{type(e).__name__}: {str(e)[:200]}",
             )
+            metric("EmailStatusUnrecorded", role=role)
             results[role] = "unknown"
     try:
         svc.store.close_outbox_if_done(order["order_id"])
-    except StoreUnavailable:
-        pass
+    except Exception as e:  # noqa: BLE001 - harmless: the sweeper closes it later
+        log("outbox_close_failed", "warning", order_id=order["order_id"], error=type(e).__name__)
     return results
 
 

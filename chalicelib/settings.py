@@ -50,7 +50,7 @@ def _limit(name: str, default: str) -> tuple[int, int]:
 
 
 # Cloudflare's documented always-pass test secret and the moto topic: local stage defaults only.
-LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"  # nosec B105 - public test key
+LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"  # nosec B105  # public test key
 LOCAL_FEEDBACK_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
 
@@ -96,7 +96,7 @@ class Settings:
     outbox_grace_seconds: int = 120
     outbox_max_attempts: int = 6
     outbox_backoff_base_seconds: int = 60
-    outbox_lease_seconds: int = 60
+    outbox_lease_seconds: int = 120
     # cloud edge
     origin_verify_secret: str = ""
     origin_verify_param: str = ""
@@ -151,7 +151,7 @@ def load() -> Settings:
         outbox_grace_seconds=_int("OUTBOX_GRACE_SECONDS", 120),
         outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", 6),
         outbox_backoff_base_seconds=_int("OUTBOX_BACKOFF_BASE_SECONDS", 60),
-        outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 60),
+        outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 120),
         origin_verify_secret=_env("ORIGIN_VERIFY_SECRET", ""),
         origin_verify_param=_env("ORIGIN_VERIFY_PARAM", ""),
     )

@@ -196,6 +196,9 @@ class OrderStore:
             }
         }
         if message_id:
+            # The index first (an idempotent put), then the order: no transaction, because two
+            # concurrent transactions on one order item (merchant + customer) would cancel
+            # each other with TransactionConflict on real DynamoDB.
             index = {
                 "pk": f"sesmsg#{message_id}",
                 "kind": "sesmsg",
@@ -203,16 +206,8 @@ class OrderStore:
                 "role": role,
                 "created_at": now,
             }
-            self._call(
-                "transact_write_items",
-                TransactItems=[
-                    update,
-                    {"Put": {"TableName": self.table, "Item": self._dump(index)}},
-                ],
-            )
-        else:
-            u = update["Update"]
-            self._call("update_item", **u)
+            self._call("put_item", TableName=self.table, Item=self._dump(index))
+        self._call("update_item", **update["Update"])
 
     def close_outbox_if_done(self, order_id: str) -> bool:
         """Take the order out of the outbox index once every email is final

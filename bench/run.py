@@ -1,0 +1,341 @@
+"""`make bench`: run every benchmark, print a table with targets, write bench/results.json.
+
+    python -m bench.run                      # everything (a few minutes)
+    python -m bench.run --only latency,dns   # some figures
+    python -m bench.run --quick              # small sample sizes (a smoke run)
+
+Every figure is compared with a baseline measured in the same run (bench/README.md says
+which). Exit status: 2 if a benchmark could not run; 1 if a target failed and --strict (or
+BENCH_STRICT=1) is given; else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.common import ROOT, machine
+
+FIGURES = ("latency", "cpu", "cold", "package", "dns", "page")
+
+
+@dataclass
+class Row:
+    figure: str
+    measure: str
+    ours: str
+    baseline: str
+    ratio: str
+    target: str
+    result: str  # PASS | FAIL | info | ERROR
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1000:,.1f} kB"
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.2f} MB"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def rows_latency(r: dict[str, Any]) -> list[Row]:
+    ms = r["ms"]
+    out = []
+    for p in ("p50", "p95"):
+        ratio = ms["ours"][p] / ms["baseline"][p]
+        out.append(
+            Row(
+                "1 order latency",
+                f"{p} (n={r['orders']})",
+                f"{ms['ours'][p]:.0f} ms",
+                f"{ms['baseline'][p]:.0f} ms",
+                f"{ratio:.3f}x",
+                "<= 0.60x",
+                _verdict(ratio <= 0.6),
+            )
+        )
+    for p in ("p50", "p95"):
+        ratio = ms["ours"][p] / ms["baseline_no_ns"][p]
+        out.append(
+            Row(
+                "1 order latency",
+                f"{p} vs baseline w/o NS",
+                f"{ms['ours'][p]:.0f} ms",
+                f"{ms['baseline_no_ns'][p]:.0f} ms",
+                f"{ratio:.3f}x",
+                "-",
+                "info",
+            )
+        )
+    return out
+
+
+def rows_cpu(r: dict[str, Any]) -> list[Row]:
+    cpu, cat = r["cpu_us"], r["catalog_cpu_us"]
+    return [
+        Row(
+            "2 handler CPU/order",
+            f"{p} (n={r['orders']})",
+            f"{cpu[p]:,.0f} us",
+            f"{cat[p]:,.0f} us (GET /catalog)",
+            f"{cpu[p] / cat[p]:.1f}x",
+            "p99 <= 2,000 us" if p == "p99" else "-",
+            _verdict(cpu[p] <= 2000) if p == "p99" else "info",
+        )
+        for p in ("p50", "p99")
+    ]
+
+
+def rows_cold(r: dict[str, Any]) -> list[Row]:
+    a, e = r["app"], r["empty"]
+    n = f"median of {r['runs']}"
+    return [
+        Row(
+            "3 cold start",
+            f"import app ({n})",
+            f"{a['import_ms']:.1f} ms",
+            f"{e['import_ms']:.1f} ms (empty app)",
+            f"{r['ratio_import']:.2f}x",
+            "<= 3x",
+            _verdict(r["ratio_import"] <= 3),
+        ),
+        Row(
+            "3 cold start",
+            f"first response ({n})",
+            f"{a['first_response_ms']:.1f} ms",
+            f"{e['first_response_ms']:.1f} ms (empty app)",
+            f"{r['ratio_first_response']:.2f}x",
+            "-",
+            "info",
+        ),
+        Row(
+            "3 cold start",
+            f"first accepted order ({n})",
+            f"{a['first_order_ms']:.0f} ms",
+            f"{e['first_response_ms']:.1f} ms (empty app)",
+            f"{a['first_order_ms'] / e['first_response_ms']:.1f}x",
+            "-",
+            "info",
+        ),
+        Row(
+            "3 cold start",
+            "peak RSS",
+            f"{a['peak_rss_kb'] / 1024:.1f} MiB",
+            f"{e['peak_rss_kb'] / 1024:.1f} MiB (empty app)",
+            f"{r['ratio_peak_rss']:.2f}x",
+            "-",
+            "info",
+        ),
+    ]
+
+
+def rows_package(r: dict[str, Any]) -> list[Row]:
+    e = r["empty_app"]
+    return [
+        Row(
+            "4 package",
+            "deployment.zip unzipped",
+            _mb(r["unzipped_bytes"]),
+            f"{_mb(e['unzipped_bytes'])} (empty app)",
+            f"{r['unzipped_bytes'] / e['unzipped_bytes']:.0f}x",
+            "<= 5 MB",
+            _verdict(r["unzipped_bytes"] <= 5_000_000),
+        ),
+        Row(
+            "4 package",
+            "deployment.zip zipped",
+            _mb(r["zipped_bytes"]),
+            f"{_mb(e['zipped_bytes'])} (empty app)",
+            f"{r['zipped_bytes'] / e['zipped_bytes']:.0f}x",
+            "-",
+            "info",
+        ),
+    ]
+
+
+def rows_dns(r: dict[str, Any]) -> list[Row]:
+    c, u = r["cached_us"], r["uncached_us"]
+    return [
+        Row(
+            "5 warm DNS cache",
+            f"cached check {p} (n={c['n']})",
+            f"{c[p]:.1f} us",
+            f"{u['p50']:.0f} us (uncached p50)",
+            f"{c[p] / u['p50']:.3f}x",
+            "<= 100 us" if p == "p99" else "-",
+            _verdict(c[p] <= 100) if p == "p99" else "info",
+        )
+        for p in ("p50", "p99")
+    ]
+
+
+def rows_page(r: dict[str, Any]) -> list[Row]:
+    return [
+        Row(
+            "6 page weight",
+            f"shop page, {r['requests']} requests (body+headers)",
+            _kb(r["total_bytes"]),
+            f"{_kb(r['document_bytes'])} (HTML alone)",
+            f"{r['total_bytes'] / r['document_bytes']:.1f}x",
+            "<= 60 kB",
+            _verdict(r["total_bytes"] <= 60_000),
+        ),
+        Row(
+            "6 page weight",
+            "bodies only",
+            _kb(r["body_bytes"]),
+            "-",
+            "-",
+            "-",
+            "info",
+        ),
+    ]
+
+
+def print_table(rows: list[Row]) -> str:
+    head = Row("figure", "measure", "ours", "baseline", "ratio", "target", "result")
+    cols = list(asdict(head))
+    widths = {c: max(len(getattr(r, c)) for r in [head, *rows]) for c in cols}
+    lines = []
+    for i, r in enumerate([head, *rows]):
+        lines.append(" | ".join(getattr(r, c).ljust(widths[c]) for c in cols).rstrip())
+        if i == 0:
+            lines.append("-+-".join("-" * widths[c] for c in cols))
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def markdown_table(rows: list[Row]) -> str:
+    head = "| figure | measure | ours | baseline | ratio | target | result |"
+    sep = "|---|---|---|---|---|---|---|"
+    body = [
+        f"| {r.figure} | {r.measure} | {r.ours} | {r.baseline} | {r.ratio} | {r.target} "
+        f"| {r.result} |"
+        for r in rows
+    ]
+    return "\n".join([head, sep, *body])
+
+
+def update_readme(doc: dict[str, Any]) -> None:
+    """Replace the table between the results markers in bench/README.md."""
+    path = ROOT / "bench" / "README.md"
+    text = path.read_text(encoding="utf-8")
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start not in text or end not in text:
+        return
+    m = doc["machine"]
+    block = (
+        f"{start}\n"
+        f"Run {doc['generated_at']} at commit `{doc['commit']}` on {m['nproc']} x {m['cpu']}, "
+        f"Python {m['python']} ({m['platform']}); `make bench` defaults.\n\n"
+        f"{doc['markdown']}\n{end}"
+    )
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    path.write_text(before + block + after, encoding="utf-8")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(FIGURES), help=f"comma list of {FIGURES}")
+    p.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
+    p.add_argument("--orders", type=int, default=100, help="latency: orders per variant")
+    p.add_argument("--cpu-orders", type=int, default=300)
+    p.add_argument("--cold-runs", type=int, default=15)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    p.add_argument("--strict", action="store_true", default=os.environ.get("BENCH_STRICT") == "1")
+    p.add_argument(
+        "--no-readme", action="store_true", help="don't update the table in bench/README.md"
+    )
+    a = p.parse_args(argv)
+    if a.quick:
+        a.orders, a.cpu_orders, a.cold_runs = 10, 40, 3
+    wanted = [f.strip() for f in a.only.split(",") if f.strip()]
+    unknown = set(wanted) - set(FIGURES)
+    if unknown:
+        p.error(f"unknown figure(s): {sorted(unknown)}")
+
+    from bench import coldstart, cpu, dnscache, latency, package, pageweight
+
+    plan: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
+        "latency": (lambda: latency.run(a.orders), rows_latency),
+        "cpu": (lambda: cpu.run(a.cpu_orders), rows_cpu),
+        "cold": (lambda: coldstart.run(a.cold_runs), rows_cold),
+        "package": (package.run, rows_package),
+        "dns": (dnscache.run, rows_dns),
+        "page": (pageweight.run, rows_page),
+    }
+    results: dict[str, Any] = {}
+    rows: list[Row] = []
+    errors = 0
+    for name in FIGURES:
+        if name not in wanted:
+            continue
+        run, to_rows = plan[name]
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            results[name] = run()
+            rows += to_rows(results[name])
+        except Exception as e:  # noqa: BLE001 - report and go on with the other figures
+            errors += 1
+            results[name] = {"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+            rows.append(Row(name, "-", "-", "-", "-", "-", f"ERROR {type(e).__name__}: {e}"[:120]))
+        results[name]["seconds"] = round(time.perf_counter() - started, 1)
+        print(f"[bench] {name} done in {results[name]['seconds']} s", file=sys.stderr, flush=True)
+
+    print()
+    print_table(rows)
+    info = machine()
+    print(f"\nmachine: {info['nproc']} x {info['cpu']}, Python {info['python']}")
+    doc = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": git_commit(),
+        "machine": info,
+        "argv": sys.argv[1:],
+        "rows": [asdict(r) for r in rows],
+        "markdown": markdown_table(rows),
+        "figures": results,
+    }
+    with open(a.out, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2, default=str)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(a.out, ROOT)}")
+    if not a.no_readme and set(wanted) == set(FIGURES) and not a.quick:
+        update_readme(doc)
+        print("updated the results table in bench/README.md")
+    if errors:
+        return 2
+    if a.strict and any(r.result == "FAIL" for r in rows):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Load test (make load): see load/run.py."""
