@@ -305,8 +305,14 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
 
         ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
         guard.check_rate_limits(svc, req, ip, now, f"{key}:{digest}" if key else None)
-        flags = guard.verify_human_and_recipient(svc, req, ip, key)
-        check_not_suppressed(svc, req.email, now)
+        # the suppression lookup runs alongside Turnstile || DNS (it is only a GetItem)
+        suppressed = executor().submit(check_not_suppressed, svc, req.email, now)
+        try:
+            flags = guard.verify_human_and_recipient(svc, req, ip, key)
+        finally:
+            suppression_error = suppressed.exception()
+        if suppression_error is not None:
+            raise suppression_error
         outcome = svc.store.create(
             build_order(req, key, digest, now, flags, s.outbox_lease_seconds),
             ids.new_order_id,
@@ -343,7 +349,8 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     metric("OrderAccepted")
     from chalicelib.outbox import send_emails
 
-    statuses = send_emails(svc, order)
+    # the customer's address was checked against the suppression list moments ago
+    statuses = send_emails(svc, order, verified=(req.email,))
     log(
         "order_done",
         order_id=order["order_id"],

@@ -29,7 +29,7 @@ def backoff(attempts: int, base: int) -> int:
     return int(min(base * (2 ** max(0, attempts - 1)), 6 * 3600))
 
 
-def deliver(svc: Any, order: dict[str, Any], role: str) -> str:
+def deliver(svc: Any, order: dict[str, Any], role: str, verified: tuple[str, ...] = ()) -> str:
     """Send one already-claimed email; record the outcome. Returns the new status."""
     from chalicelib.mail import SendError, render
 
@@ -38,7 +38,7 @@ def deliver(svc: Any, order: dict[str, Any], role: str) -> str:
     to = _recipient(order, role, s.merchant_email)
     now = int(clock.now().timestamp())
     attempts = int(order.get("emails", {}).get(role, {}).get("attempts", 0)) + 1
-    if svc.suppression.is_suppressed(to, now):
+    if to not in verified and svc.suppression.is_suppressed(to, now):
         svc.store.record_send(oid, role, status="suppressed", now=now, reason="suppressed")
         level = "error" if role == "merchant" else "warning"
         log("email_suppressed", level, order_id=oid, role=role, to=mask_email(to))
@@ -90,11 +90,16 @@ def deliver(svc: Any, order: dict[str, Any], role: str) -> str:
     return "sent"
 
 
-def send_emails(svc: Any, order: dict[str, Any], roles: tuple[str, ...] = ROLES) -> dict[str, str]:
-    """Send the (claimed) emails of a stored order concurrently; record each outcome."""
+def send_emails(
+    svc: Any, order: dict[str, Any], roles: tuple[str, ...] = ROLES, verified: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Send the (claimed) emails of a stored order concurrently; record each outcome.
+
+    `verified`: addresses already checked against the suppression list by the caller.
+    """
     from chalicelib.checkout import executor
 
-    futures = {role: executor().submit(deliver, svc, order, role) for role in roles}
+    futures = {role: executor().submit(deliver, svc, order, role, verified) for role in roles}
     results: dict[str, str] = {}
     for role, fut in futures.items():
         try:
