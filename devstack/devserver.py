@@ -219,8 +219,16 @@ class Handler(BaseHTTPRequestHandler):
         except urllib.error.HTTPError as e:
             status, rheaders, rbody = e.code, e.headers, e.read()
         except (urllib.error.URLError, TimeoutError, ConnectionError):
-            msg = {"error": {"code": "service_unavailable", "message": "API not reachable."}}
-            return self._send(502, json.dumps(msg).encode(), "application/json")
+            msg = {
+                "error": {
+                    "code": "service_unavailable",
+                    "message": "The API is not reachable. Please try again in a moment.",
+                    "fields": {},
+                    "retry_after": 2,
+                }
+            }
+            body = json.dumps(msg).encode()
+            return self._send(503, body, "application/json", {"Retry-After": "2"})
         extra = {k: v for k, v in rheaders.items() if k.lower() not in HOP_BY_HOP}
         extra.pop("Content-Type", None)
         self._send(status, rbody, rheaders.get("Content-Type", "application/json"), extra)
