@@ -16,11 +16,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from devstack.stack import die_with_parent, wait_until  # noqa: F401 - shared with benchmarks
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -71,35 +72,12 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
-def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
-            last = e
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not come up in {timeout:.0f}s ({last})")
-
-
 def http_json(url: str, body: Any = None, timeout: float = 30.0) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
     req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read() or b"null")
-
-
-def die_with_parent() -> None:
-    """preexec_fn: the kernel stops the child if the benchmark dies (Linux; else a no-op)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class Child:
@@ -283,21 +261,10 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def order_body(email: str, name: str = "Bench Shopper") -> dict[str, Any]:
-    return {
-        "name": name,
-        "email": email,
-        "phone": "(212) 555-0143",
-        "shipping": {
-            "line1": "1 Main Street",
-            "line2": "Apt 4",
-            "city": "New York",
-            "state": "NY",
-            "zip": "10001",
-        },
-        "items": [{"sku": "green-machine", "qty": 2}, {"sku": "beet-it", "qty": 1}],
-        "turnstile_token": DUMMY_TOKEN,
-        "website": "",
-    }
+    """The test suite's standard order, for `email` (one shape everywhere)."""
+    from tests.helpers import order_body as base
+
+    return base(email=email, name=name, turnstile_token=DUMMY_TOKEN)
 
 
 def machine() -> dict[str, Any]:

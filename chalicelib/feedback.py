@@ -201,19 +201,7 @@ def _bounce(
         entries.append((address, detail))
 
     if bounce_type == "Permanent":
-        written = store.suppress_many(entries, "bounce", mail_id, now)
-        counts["suppressed"] += len(written)
-        for address in written:
-            log(
-                "feedback_decision",
-                action="suppress",
-                reason="bounce",
-                email=mask_email(address),
-                **ctx,
-            )
-        _decision("bounce_permanent", recipients=len(written), **ctx)
-        if written:
-            metric("Suppressions", value=len(written), reason="bounce")
+        _suppress_all(store, entries, "bounce", "bounce_permanent", mail_id, now, counts, ctx)
         return
 
     # Transient, Undetermined (and any bounce type SES may add): a soft signal. Count it
@@ -279,19 +267,28 @@ def _complaint(
         counts["not_spam"] += len(addresses)
         _decision("complaint_not_spam", recipients=len(addresses), **ctx)
         return
-    written = store.suppress_many([(a, detail) for a in addresses], "complaint", mail_id, now)
+    entries = [(a, detail) for a in addresses]
+    _suppress_all(store, entries, "complaint", "complaint", mail_id, now, counts, ctx)
+
+
+def _suppress_all(
+    store: SuppressionStore,
+    entries: list[tuple[str, dict[str, str]]],
+    reason: str,
+    decision: str,
+    mail_id: str,
+    now: float,
+    counts: dict[str, int],
+    ctx: dict[str, Any],
+) -> None:
+    """Permanently suppress every address; one log line each, one metric for the batch."""
+    written = store.suppress_many(entries, reason, mail_id, now)
     counts["suppressed"] += len(written)
     for address in written:
-        log(
-            "feedback_decision",
-            action="suppress",
-            reason="complaint",
-            email=mask_email(address),
-            **ctx,
-        )
-    _decision("complaint", recipients=len(written), **ctx)
+        log("feedback_decision", action="suppress", reason=reason, email=mask_email(address), **ctx)
+    _decision(decision, recipients=len(written), **ctx)
     if written:
-        metric("Suppressions", value=len(written), reason="complaint")
+        metric("Suppressions", value=len(written), reason=reason)
 
 
 def _delivery(
