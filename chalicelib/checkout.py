@@ -279,15 +279,21 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     svc = svc or services()
     s = svc.settings
     started = time.perf_counter()
-    body = parse_body(incoming.raw_body, incoming.content_type)
-    key = check_idempotency_key(incoming.idempotency_key)
-    req = parse_order(
-        body,
-        load_catalog(),
-        min_items=s.min_items,
-        max_line_qty=s.max_line_qty,
-        test_environment=s.email_test_environment,
-    )
+    try:
+        body = parse_body(incoming.raw_body, incoming.content_type)
+        key = check_idempotency_key(incoming.idempotency_key)
+        req = parse_order(
+            body,
+            load_catalog(),
+            min_items=s.min_items,
+            max_line_qty=s.max_line_qty,
+            test_environment=s.email_test_environment,
+        )
+    except ApiError as e:
+        reason = e.extra.get("reason", e.code)
+        log("order_rejected", reason=reason, code=e.code, fields=sorted(e.fields))
+        metric("OrderRejected", reason=str(reason))
+        raise
     digest = request_hash(submission_fields(body))
     if req.honeypot:
         from chalicelib.guard import honeypot_response

@@ -174,3 +174,14 @@ def test_rate_limit_per_email_and_replays_do_not_count(
     assert err["code"] == "rate_limited" and 0 < err["retry_after"] <= 600
     assert len(_rows(aws)) == 2
     assert "rate_limited_email" in _rejections(capsys.readouterr().out)
+
+
+def test_schema_rejections_are_logged_and_counted_without_pii(client: Any, capsys: Any) -> None:
+    post_order(client, "{not json")
+    post_order(client, order_body(phone="12", name="Jane\nDoe"))
+    post_order(client, order_body(email="not-an-address"))
+    out = capsys.readouterr().out
+    assert _rejections(out) == ["invalid_json", "validation_failed", "syntax"]
+    lines = [json.loads(x) for x in out.splitlines() if '"order_rejected"' in x]
+    assert lines[1]["fields"] == ["name", "phone"]
+    assert "not-an-address" not in out and "555" not in out
