@@ -10,34 +10,17 @@ routed to a local stub and left out of the sum. Baseline: the same page's HTML d
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from typing import Any
 from urllib.parse import urlparse
 
 from bench.common import ROOT
+from devstack.chromium import find_chromium
 
-CHROMIUM_CANDIDATES = (
-    "/usr/lib/chromium/chromium",
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-)
 STUB = ROOT / "tests" / "browser" / "turnstile_stub.js"
 FALLBACK_STUB = (
     "window.turnstile={render:function(){return 'w'},reset:function(){},"
     "remove:function(){},getResponse:function(){return ''}};"
 )
-
-
-def find_chromium() -> str | None:
-    configured = os.environ.get("CHROMIUM_PATH")
-    if configured:
-        return configured if os.access(configured, os.X_OK) else None
-    for path in CHROMIUM_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("chromium")
 
 
 def run() -> dict[str, Any]:
@@ -49,14 +32,7 @@ def run() -> dict[str, Any]:
     if chromium is None:
         raise RuntimeError("no Chromium found (set CHROMIUM_PATH)")
     stub = STUB.read_text(encoding="utf-8") if STUB.exists() else FALLBACK_STUB
-    env = {
-        "WEB_PORT": "",
-        "MOTO_PORT": "",
-        "CHALICE_PORT": "",
-        "SITEVERIFY_PORT": "",
-        "DNS_PORT": "",
-        "BUSINESS_HOURS": "always",
-    }
+    env = {"BUSINESS_HOURS": "always"}
     requests: list[Any] = []
     stubbed: list[str] = []
     with Stack(env=env) as stack, sync_playwright() as pw:

@@ -31,10 +31,11 @@ def free_port() -> int:
 
 
 def _port(env: dict[str, str], name: str, default: int | None) -> int:
+    """`make run` (a fixed default): $NAME overrides it. Tests (no default): a free port."""
+    if default is None:
+        return free_port()
     raw = env.get(name)
-    if raw:
-        return int(raw)
-    return default if default is not None else free_port()
+    return int(raw) if raw else default
 
 
 def die_with_parent() -> None:

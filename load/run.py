@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import threading
@@ -314,27 +313,19 @@ def sweep_outbox(stack: Any, ahead_s: int = 3600) -> list[dict[str, int]]:
     from datetime import timedelta
     from unittest import mock
 
+    from bench.common import app_env
     from chalicelib import clock
+    from chalicelib.wiring import run_sweeper
 
-    saved = {k: os.environ.get(k) for k in stack.env}
-    os.environ.update(stack.env)
     real_now = clock.now()
     passes = []
-    try:
-        from chalicelib.wiring import run_sweeper
-
+    with app_env(stack.env):
         with mock.patch("chalicelib.clock.now", return_value=real_now + timedelta(seconds=ahead_s)):
             for _ in range(50):
                 counts = run_sweeper()
                 passes.append(counts)
                 if not counts.get("orders"):
                     break
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return passes
 
 
@@ -375,11 +366,6 @@ def main(argv: list[str] | None = None) -> int:
     from devstack.stack import Stack
 
     env = {
-        "WEB_PORT": "",
-        "MOTO_PORT": "",
-        "CHALICE_PORT": "",
-        "SITEVERIFY_PORT": "",
-        "DNS_PORT": "",
         "RATE_LIMIT_IP": "100000/600",
         "RATE_LIMIT_EMAIL": "100000/600",
         "BUSINESS_HOURS": "always",

@@ -290,6 +290,7 @@ def test_ses_rejects_then_order_stands_with_failed_status(
 
 
 def test_no_stack_trace_on_unexpected_error(client: Any, aws: Any) -> None:
+    # injected fault: an unexpected exception inside the handler
     with mock.patch("chalicelib.checkout.parse_order", side_effect=RuntimeError("boom /secret")):
         r = post_order(client, order_body())
     assert r.status_code == 500

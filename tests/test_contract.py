@@ -490,6 +490,7 @@ def test_429_rate_limited(client: Any, monkeypatch: Any) -> None:
 
 def test_500_internal_error_shape(client: Any) -> None:
     """Only a bug can cause it (injected here); the shape is still the documented one."""
+    # injected fault: an unexpected exception inside the handler
     with mock.patch("chalicelib.checkout.parse_order", side_effect=RuntimeError("boom /x")):
         r = post_order(client, order_body())
     err = check_error(r, 500, "internal_error")

@@ -24,15 +24,7 @@ from tests.helpers import CUSTOMER_EMAIL, order_body
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with Stack(
-        env={
-            "WEB_PORT": "",
-            "MOTO_PORT": "",
-            "CHALICE_PORT": "",
-            "SITEVERIFY_PORT": "",
-            "DNS_PORT": "",
-        }
-    ) as s:
+    with Stack() as s:  # free ports
         yield s
 
 

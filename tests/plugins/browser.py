@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +21,11 @@ from typing import Any
 
 import pytest
 
+from devstack.chromium import CHROMIUM_CANDIDATES, find_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 TURNSTILE_STUB = ROOT / "tests" / "browser" / "turnstile_stub.js"
-CHROMIUM_CANDIDATES = (
-    "/usr/lib/chromium/chromium",  # the real binary behind Debian's /usr/bin/chromium wrapper
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -40,14 +35,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-# The stack the browser tests run against: free ports (even if WEB_PORT etc. are set in the
-# environment), generous rate limits (every test orders from 127.0.0.1), the shop always open.
+# The stack the browser tests run against (on free ports, like every non-`make run` Stack):
+# generous rate limits (every test orders from 127.0.0.1), the shop always open.
 STACK_ENV = {
-    "WEB_PORT": "",
-    "MOTO_PORT": "",
-    "CHALICE_PORT": "",
-    "SITEVERIFY_PORT": "",
-    "DNS_PORT": "",
     "RATE_LIMIT_EMAIL": "1000/600",
     "RATE_LIMIT_IP": "10000/600",
     "BUSINESS_HOURS": "always",
@@ -64,16 +54,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
     line: e.lineNumber, sample: e.sample }));
 });
 """
-
-
-def find_chromium() -> str | None:
-    configured = os.environ.get("CHROMIUM_PATH")
-    if configured:
-        return configured if os.access(configured, os.X_OK) else None
-    for path in CHROMIUM_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def in_ci() -> bool:
