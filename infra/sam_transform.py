@@ -3,7 +3,7 @@
     build/.venv-scan/bin/python infra/sam_transform.py build/prod/template.json > expanded.json
 
 This is what CloudFormation's AWS::Serverless-2016-10-31 transform does at deploy time
-(same library, aws-sam-translator). tests/test_infra.py lints the result with cfn-lint and
+(same library, aws-sam-translator). tests/infra/test_template.py lints the result with cfn-lint and
 checks the generated SNS subscription, schedule rule and API stage.
 """
 

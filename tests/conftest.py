@@ -13,7 +13,7 @@ from tests.servers import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.plugins.guard", "tests.plugins.feedback", "tests.plugins.browser"]
+pytest_plugins = ["tests.plugins.guard", "tests.plugins.feedback"]
 
 # The environment every test starts from (a test may monkeypatch more).
 BASE_ENV = {
@@ -23,6 +23,13 @@ BASE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "BUSINESS_HOURS": "always",
     "EMAIL_TEST_ENVIRONMENT": "1",
+}
+
+# The shared stack: generous rate limits (every test orders from 127.0.0.1), always open.
+STACK_ENV = {
+    "RATE_LIMIT_EMAIL": "1000/600",
+    "RATE_LIMIT_IP": "10000/600",
+    "BUSINESS_HOURS": "always",
 }
 
 
@@ -50,13 +57,14 @@ def ddb(aws: MotoServer) -> object:
     return aws.client("dynamodb")
 
 
-@pytest.fixture()
-def client(aws: MotoServer, guard_env: dict[str, str]) -> Iterator[object]:
-    """chalice.test.Client for the `local` stage, against the real moto server, the local
-    siteverify server and the local DNS server."""
-    from chalice.test import Client
+@pytest.fixture(scope="session")
+def stack() -> Iterator[object]:
+    """The whole local stack (moto, siteverify, DNS, chalice local, web server) on free ports,
+    started once per test run and shared by tests/stack and tests/browser."""
+    from devstack.stack import Stack
 
-    from app import app
-
-    with Client(app, stage_name="local", project_dir=str(ROOT)) as c:
-        yield c
+    s = Stack(env=STACK_ENV).start()
+    try:
+        yield s
+    finally:
+        s.stop()

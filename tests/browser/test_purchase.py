@@ -20,7 +20,7 @@ from tests.browser.flows import (
     wait_confirmation,
     wait_turnstile,
 )
-from tests.plugins.browser import MOBILE, screenshot
+from tests.browser.shop import MOBILE, screenshot
 
 PAGE_BUDGET_BYTES = 60 * 1024
 

@@ -5,7 +5,7 @@ through the real handler against the real moto server and the local siteverify/D
 (the `client` fixture). For every single answer:
 
 * the status is documented for POST /orders, never 5xx, and the body conforms to
-  docs/openapi.yaml (tests/test_contract.py's checker: error envelope, codes per status,
+  docs/openapi.yaml (tests/api/test_contract.py's checker: error envelope, codes per status,
   Retry-After where required);
 * emails: SES SendEmail calls made while handling that request are counted in-process; a
   request that is not a fresh, real 201 order sends nothing, and a fresh order sends exactly
@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 from chalicelib.catalog import load_catalog
 from chalicelib.orders import US_STATES
 from devstack.bootstrap import bootstrap
+from tests.api.test_contract import ORDERS, contract_errors
 from tests.helpers import JSON
-from tests.test_contract import ORDERS, contract_errors
 
 DUMMY_TOKEN = "XXXX.DUMMY.TOKEN.XXXX"
 SKUS = [p.sku for p in load_catalog().products]

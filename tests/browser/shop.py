@@ -35,13 +35,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-# The stack the browser tests run against (on free ports, like every non-`make run` Stack):
-# generous rate limits (every test orders from 127.0.0.1), the shop always open.
-STACK_ENV = {
-    "RATE_LIMIT_EMAIL": "1000/600",
-    "RATE_LIMIT_IP": "10000/600",
-    "BUSINESS_HOURS": "always",
-}
 DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 360, "height": 740}
 
@@ -90,18 +83,6 @@ def browser(chromium_executable: str) -> Iterator[Any]:
             b.close()
     finally:
         pw.stop()
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Any]:
-    """The whole local stack on free ports (moto, siteverify, DNS, chalice local, web)."""
-    from devstack.stack import Stack
-
-    s = Stack(env=STACK_ENV).start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 @dataclass

@@ -13,19 +13,10 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from devstack.stack import ROOT, Stack
 from tests.helpers import CUSTOMER_EMAIL, order_body
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack() as s:  # free ports
-        yield s
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:

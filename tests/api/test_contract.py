@@ -8,7 +8,7 @@ document's components as the `$ref` registry), required headers (Retry-After) ar
 well-formed, and the body is JSON.
 
 The helpers at the top (`check_response`, `documented_codes`, ...) are reused by
-tests/test_fuzz.py.
+tests/api/test_fuzz.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from referencing.jsonschema import DRAFT202012
 
 from tests.helpers import error_of, order_body, post_order
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 SPEC_URI = "urn:juice-orders:openapi"
 # Client paths are relative to the server url (`/api`), as chalice.test.Client sends them.

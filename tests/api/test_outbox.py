@@ -192,7 +192,7 @@ def test_permanent_bounce_then_new_order_is_refused(client: Any, aws: Any) -> No
     err = error_of(r)
     assert err["code"] == "email_undeliverable" and err["reason"] == "suppressed"
     assert aws.sent_mail() == []
-    from tests.test_api_orders import _items
+    from tests.api.test_orders import _items
 
     assert [i for i in _items(aws) if i["pk"]["S"].startswith("order#")] == []
 
@@ -205,7 +205,7 @@ def test_complaint_suppresses(client: Any, aws: Any) -> None:
 def test_every_fixture_is_handled_without_raising(client: Any) -> None:
     from pathlib import Path
 
-    fixtures = sorted((Path(__file__).parent / "fixtures" / "ses").glob("*.json"))
+    fixtures = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "ses").glob("*.json"))
     assert len(fixtures) >= 16
     for f in fixtures:
         payload = client.lambda_.invoke("handle_ses_feedback", load_ses_event(f.name)).payload

@@ -21,7 +21,7 @@ import pytest
 from devstack.bootstrap import table_definitions
 from infra import deploy, package
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 SCAN_VENV = ROOT / "build" / ".venv-scan"  # `make scan-venv`
