@@ -9,7 +9,7 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 from chalice.app import Request
 
-from chalicelib.errors import ApiError
+from chalicelib.errors import ApiError, internal_error
 from chalicelib.obs import log
 
 app = Chalice(app_name="juice-orders")
@@ -31,9 +31,7 @@ def _error(e: ApiError) -> Response:
 
 def _internal_error(where: str, exc: Exception) -> Response:
     log("unhandled_error", "error", where=where, error=type(exc).__name__)
-    return _error(
-        ApiError(500, "internal_error", "Something went wrong on our side. Please try again.")
-    )
+    return _error(internal_error())
 
 
 def _request() -> Request:
@@ -106,15 +104,19 @@ FEEDBACK_TOPIC = os.environ.get("SES_FEEDBACK_TOPIC", "ses-feedback")
 
 @app.on_sns_message(topic=FEEDBACK_TOPIC, name="handle_ses_feedback")
 def handle_ses_feedback(event: Any) -> dict[str, int]:
-    """SES bounce/complaint/delivery notifications -> suppression table / order status."""
-    from chalicelib.wiring import feedback_from_sns
+    """SES bounce/complaint/delivery notifications -> suppression table / order status.
+    Raises on an infrastructure error (Lambda retries twice, then the DLQ)."""
+    from chalicelib.services import handle_feedback
 
-    return feedback_from_sns(event.to_dict())
+    return handle_feedback(event.to_dict())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_outbox")
 def sweep_outbox(event: Any) -> dict[str, int]:
-    """Retry every email still pending/failed after the grace period."""
-    from chalicelib.wiring import run_sweeper
+    """Retry every email still pending/failed after the grace period, within the
+    function's own time (30 s kept for the sends in flight)."""
+    from chalicelib.services import run_sweeper
 
-    return run_sweeper()
+    remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
+    budget = max(1.0, remaining() / 1000 - 30) if callable(remaining) else None
+    return run_sweeper(budget)

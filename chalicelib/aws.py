@@ -1,52 +1,67 @@
-"""Lazily created, cached boto3 clients (boto3 is imported on first use: cold start)."""
+"""boto3 clients, created on first use and shared per (service, endpoint, region, profile).
+
+boto3 is imported on the first call, not at cold start. One boto3 Session is shared, so the
+service models are loaded once per container. Parameter validation is off: every request is
+built by our own code (and a malformed one still fails at the service), and it costs CPU on
+every call.
+
+Profiles: "ddb" (short read timeout; botocore standard retries: throttling, 5xx, timeouts
+and connection errors, 3 attempts), "ses" (long read timeout: a retried read timeout could
+send a message SES had already accepted), "fast" (one attempt: SSM, reads that may fail).
+"""
 
 from __future__ import annotations
 
 import threading
+from functools import cache
 from typing import Any
 
 from chalicelib.settings import Settings
 
-_clients: dict[tuple[str, str, str, str], Any] = {}
 _lock = threading.Lock()
+_made: list[Any] = []
 
 
-def client(service: str, settings: Settings, profile: str = "default") -> Any:
-    """A shared client for `service`; `profile` selects the timeout/retry shape.
+@cache
+def _session() -> Any:
+    import boto3
 
-    profiles: "default" and "ses" (botocore standard retries: throttling, 5xx, timeouts and
-    connection errors are retried in-call with backoff), "fast" (one attempt).
-    """
-    key = (service, settings.aws_endpoint_url, settings.region, profile)
-    found = _clients.get(key)
-    if found is not None:
-        return found
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            import boto3
-            from botocore.config import Config
+    return boto3.session.Session()
 
-            attempts = {"default": 3, "ses": 3, "fast": 1}[profile]
-            mode = "standard"
-            # SES: a read timeout is retried by botocore and may send twice if SES had
-            # accepted, so give SendEmail a long read timeout (slow sends are rare; a duplicate
-            # is worse). The outbox lease (120 s) outlasts 3 x (2 + 15) s plus backoff.
-            cfg = Config(
-                retries={"max_attempts": attempts, "mode": mode},
-                connect_timeout=2,
-                read_timeout=15 if profile == "ses" else 5,
-                max_pool_connections=20,
-            )
-            kwargs: dict[str, Any] = {"region_name": settings.region, "config": cfg}
-            if settings.aws_endpoint_url:
-                kwargs["endpoint_url"] = settings.aws_endpoint_url
-            found = boto3.session.Session().client(service, **kwargs)
-            _clients[key] = found
-    return found
+
+@cache
+def _client(service: str, endpoint: str, region: str, profile: str, read_timeout: float) -> Any:
+    from botocore.config import Config
+
+    cfg = Config(
+        retries={"max_attempts": 1 if profile == "fast" else 3, "mode": "standard"},
+        connect_timeout=2,
+        read_timeout=read_timeout,
+        max_pool_connections=20,
+        parameter_validation=False,
+        tcp_keepalive=True,
+    )
+    kwargs: dict[str, Any] = {"region_name": region, "config": cfg}
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    with _lock:  # botocore's client creation is not thread-safe on a shared session
+        made = _session().client(service, **kwargs)
+        _made.append(made)
+        return made
+
+
+def client(service: str, settings: Settings, profile: str = "ddb") -> Any:
+    """The shared client for `service` with the timeouts/retries of `profile`."""
+    timeout = settings.ses_read_timeout if profile == "ses" else settings.ddb_read_timeout
+    return _client(service, settings.aws_endpoint_url, settings.region, profile, timeout)
 
 
 def reset_clients() -> None:
     """Drop cached clients (tests that restart servers)."""
-    with _lock:
-        _clients.clear()
+    _client.cache_clear()
+    _made.clear()
+
+
+def all_clients() -> list[Any]:
+    """Every client created so far (benchmarks attach event hooks to them)."""
+    return list(_made)

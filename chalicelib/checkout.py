@@ -1,138 +1,45 @@
-"""The order pipeline: parse -> validate -> checks -> persist -> send.
+"""POST /orders, the use case, as named steps read top to bottom in `place_order`.
 
-`Services` holds the lazily created adapters (boto3 clients, mailer, ...) for one set of
-settings; `place_order` is the whole POST /orders use case on plain values.
+    read the request      -> 415 / 413 / 400, Idempotency-Key format 422
+    validate and price    -> 422 validation_failed (the client's prices are never read)
+    honeypot              -> a believable 201, nothing stored or sent
+    business hours        -> 422 closed
+    look up || verify     -> one BatchGetItem (idempotency record, suppression of every
+                             recipient, rate-limit windows) alongside Turnstile and the
+                             recipient's DNS check
+    replay                -> the stored response (201) or 409 for a different body
+    judge                 -> 429 / 403 / 422 / 503, in that order
+    create                -> one transaction: order + idempotency record + the counters
+                             (counted only now: after the bot check, and only if written)
+    send                  -> both emails concurrently, recorded in one write
+
+AWS calls on the normal path: BatchGetItem, TransactWriteItems, 2 x SendEmail, one final
+write (TransactWriteItems with the message-id index). A replay: one BatchGetItem.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib import aws, clock, hours, ids
+from chalicelib import clock, errors, guard, hours, ids
 from chalicelib.catalog import load_catalog
-from chalicelib.errors import ApiError, service_unavailable
+from chalicelib.ddb import StoreUnavailable
+from chalicelib.errors import ApiError, reject
 from chalicelib.obs import log, mask_email, mask_phone, metric
 from chalicelib.orders import IDEMPOTENCY_KEY_RE, OrderRequest, parse_order, request_hash
-from chalicelib.settings import Settings, load
-from chalicelib.store import ROLES, OrderStore, StoreUnavailable
+from chalicelib.ratelimit import Decision, Limit, decide
+from chalicelib.services import Services, services
+from chalicelib.store import ROLES, CreateOutcome, Idempotency
+from chalicelib.suppression import active, keys_for
 
 MAX_BODY_BYTES = 16 * 1024
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def executor() -> ThreadPoolExecutor:
-    """A small shared pool for concurrent checks and sends (created on first use)."""
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
-    return _executor
-
-
-class Services:
-    """Adapters for one set of settings, each created on first use."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._store: OrderStore | None = None
-        self._mailer: Any = None
-        self._suppression: Any = None
-        self._rate_limiter: Any = None
-        self._turnstile: Any = None
-        self._recipients: Any = None
-
-    @property
-    def store(self) -> OrderStore:
-        if self._store is None:
-            self._store = OrderStore(
-                aws.client("dynamodb", self.settings), self.settings.orders_table
-            )
-        return self._store
-
-    @property
-    def suppression(self) -> Any:
-        if self._suppression is None:
-            from chalicelib.suppression import SuppressionStore
-
-            s = self.settings
-            self._suppression = SuppressionStore(aws.client("dynamodb", s), s.suppression_table)
-        return self._suppression
-
-    @property
-    def rate_limiter(self) -> Any:
-        if self._rate_limiter is None:
-            from chalicelib.ratelimit import RateLimiter
-
-            s = self.settings
-            self._rate_limiter = RateLimiter(aws.client("dynamodb", s), s.rate_limit_table)
-        return self._rate_limiter
-
-    @property
-    def turnstile(self) -> Any:
-        if self._turnstile is None:
-            from chalicelib.turnstile import TurnstileClient
-
-            s = self.settings
-            secret = s.turnstile_secret
-            if not secret and s.turnstile_secret_param:
-                from chalicelib.edge import get_parameter
-
-                secret = get_parameter(s.region, s.aws_endpoint_url, s.turnstile_secret_param)
-            self._turnstile = TurnstileClient(
-                secret,
-                s.turnstile_verify_url,
-                s.turnstile_hostnames,
-                s.turnstile_action,
-                s.turnstile_timeout,
-            )
-        return self._turnstile
-
-    @property
-    def recipients(self) -> Any:
-        if self._recipients is None:
-            from chalicelib.recipients import DisposableDomains, DnsChecker, RecipientChecker
-
-            s = self.settings
-            self._recipients = RecipientChecker(
-                DnsChecker(s.dns_nameservers, s.dns_timeout),
-                DisposableDomains(),
-                test_environment=s.email_test_environment,
-                dns_fail_open=s.dns_fail_open,
-            )
-        return self._recipients
-
-    @property
-    def mailer(self) -> Any:
-        if self._mailer is None:
-            from chalicelib.mail import Mailer
-
-            s = self.settings
-            self._mailer = Mailer(
-                aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set
-            )
-        return self._mailer
-
-
-_services: Services | None = None
-
-
-def services() -> Services:
-    """The Services for the current settings (rebuilt only when the settings change)."""
-    global _services
-    current = load()
-    if _services is None or _services.settings != current:
-        _services = Services(current)
-    return _services
+UNVERIFIED = "dns_unverified"
+CREATE_ATTEMPTS = 3  # a concurrent request for the same address may move a counter first
 
 
 @dataclass
@@ -152,22 +59,294 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Known:
+    """What the one BatchGetItem found for this request."""
+
+    idempotency: dict[str, Any] | None
+    suppressed: dict[str, bool]  # lower-cased address -> suppressed now?
+    limits: list[Decision]  # the counters every order takes
+    unverified: list[Decision]  # the counters an order with an unverified domain also takes
+    bot_failures: Decision | None
+
+
+# --- the use case ----------------------------------------------------------------------------
+def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
+    """POST /orders. Raises ApiError for every refusal."""
+    svc = svc or services()
+    started = time.perf_counter()
+    body, key = read_request(incoming)
+    req = validate(body, svc)
+    if req.honeypot:
+        return Result(201, guard.honeypot_response(req))
+    now_dt = clock.now()
+    now = int(now_dt.timestamp())
+    check_hours(svc, now_dt)
+    ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
+    digest = request_hash(submission_fields(body))
+    try:
+        known, bot, rcpt = look_up_and_verify(svc, req, key, ip, now)
+        replay = replayed(svc, known, key, digest, now)
+        if replay is not None:
+            return replay
+        flags = judge(svc, req, known, bot, rcpt)
+        order = create_order(svc, req, key, digest, now, flags, known)
+        if isinstance(order, Result):  # a concurrent request with this key won the race
+            return order
+    except StoreUnavailable as e:
+        log("order_failed", "error", reason="store_unavailable", detail=str(e)[:200])
+        metric("OrderFailed", reason="store_unavailable")
+        raise errors.service_unavailable(5, "store") from None
+    log(
+        "order_accepted",
+        order_id=order["order_id"],
+        email=mask_email(req.email),
+        phone=mask_phone(req.phone),
+        total_cents=req.total_cents,
+        items=sum(line.qty for line in req.lines),
+        idempotent=bool(key),
+    )
+    metric("OrderAccepted")
+    statuses = send(svc, order, known)
+    log(
+        "order_done",
+        order_id=order["order_id"],
+        emails=statuses,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return Result(201, response_body(order))
+
+
+# --- the steps -------------------------------------------------------------------------------
+def read_request(incoming: IncomingOrder) -> tuple[Any, str | None]:
+    """Media type, size, JSON and the Idempotency-Key header, with their error codes."""
+    try:
+        return parse_body(incoming.raw_body, incoming.content_type), check_idempotency_key(
+            incoming.idempotency_key
+        )
+    except ApiError as e:
+        raise reject(e, fields=sorted(e.fields)) from None
+
+
+def validate(body: Any, svc: Services) -> OrderRequest:
+    s = svc.settings
+    try:
+        return parse_order(
+            body,
+            load_catalog(),
+            min_items=s.min_items,
+            max_line_qty=s.max_line_qty,
+            test_environment=s.email_test_environment,
+        )
+    except ApiError as e:
+        raise reject(e, fields=sorted(e.fields)) from None
+
+
+def check_hours(svc: Services, now: datetime) -> None:
+    s = svc.settings
+    try:
+        open_now, next_open = hours.is_open(now, s.business_hours, s.shop_timezone)
+    except (ValueError, KeyError):
+        log("hours_misconfigured", "error", spec=s.business_hours)
+        return  # a typo in a setting must not close the shop
+    if not open_now:
+        opens = next_open.isoformat() if next_open else None
+        raise reject(errors.closed(hours.closed_message(next_open), opens))
+
+
+def look_up_and_verify(
+    svc: Services, req: OrderRequest, key: str | None, ip: str | None, now: int
+) -> tuple[Known, Future[None], Future[Any]]:
+    """Start Turnstile and the recipient check, and meanwhile read everything this order
+    needs from DynamoDB in one BatchGetItem. Returns the reads and the two running checks."""
+    bot = svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
+    rcpt = svc.pool.submit(svc.recipients.check, req.email)
+    known = read_known(svc, req, key, ip, now)
+    return known, bot, rcpt
+
+
+def read_known(
+    svc: Services, req: OrderRequest, key: str | None, ip: str | None, now: int
+) -> Known:
+    from chalicelib import ddb
+
+    s = svc.settings
+    limits = [Limit("email", identity(req.email), *s.rate_limit_email)]
+    if ip:
+        limits.append(Limit("ip", ip, *s.rate_limit_ip))
+    unverified = [
+        Limit("unverified_domain", req.email.rpartition("@")[2].lower(), *s.rate_limit_unverified)
+    ]
+    if ip:
+        unverified.append(Limit("unverified_ip", ip, *s.rate_limit_unverified))
+    bot_limit = Limit("botfail_ip", ip, *s.rate_limit_bot_ip) if ip else None
+    addresses = {a.lower(): keys_for(a) for a in (req.email, *s.merchant_emails)}
+    wanted = {
+        s.orders_table: [svc.store.idempotency_pk(key)] if key else [],
+        s.suppression_table: [pk for pks in addresses.values() for pk in pks],
+        s.rate_limit_table: [lim.pk for lim in (*limits, *unverified)]
+        + ([bot_limit.pk] if bot_limit else []),
+    }
+    found = ddb.batch_get(svc.dynamodb, wanted)
+    suppressed = {
+        address: any(active(found.get((s.suppression_table, pk)), now) is not None for pk in pks)
+        for address, pks in addresses.items()
+    }
+    rate_items = {pk: item for (table, pk), item in found.items() if table == s.rate_limit_table}
+    return Known(
+        idempotency=found.get((s.orders_table, svc.store.idempotency_pk(key))) if key else None,
+        suppressed=suppressed,
+        limits=[decide(lim, rate_items.get(lim.pk), now, s.rate_limit_table) for lim in limits],
+        unverified=[
+            decide(lim, rate_items.get(lim.pk), now, s.rate_limit_table) for lim in unverified
+        ],
+        bot_failures=(
+            decide(bot_limit, rate_items.get(bot_limit.pk), now, s.rate_limit_table)
+            if bot_limit
+            else None
+        ),
+    )
+
+
+def replayed(svc: Services, known: Known, key: str | None, digest: str, now: int) -> Result | None:
+    """Same key + same body: the stored response. Same key + another body: 409."""
+    if not key:
+        return None
+    outcome = svc.store.replay_of(known.idempotency, digest, now)
+    return None if outcome is None else replay_result(outcome)
+
+
+def judge(
+    svc: Services, req: OrderRequest, known: Known, bot: Future[None], rcpt: Future[Any]
+) -> list[str]:
+    """Every verdict, in the order the client should hear them; returns the order's flags."""
+    email = mask_email(req.email)
+    if known.bot_failures is not None and not known.bot_failures.allowed:
+        raise reject(
+            errors.rate_limited(known.bot_failures.retry_after, "bot_failures"), email=email
+        )
+    bot_error = bot.exception()
+    if bot_error is not None:
+        count_bot_failure(svc, known)
+    guard.bot_verdict(bot_error, req.email)
+    for decision in known.limits:
+        if not decision.allowed:
+            raise reject(
+                errors.rate_limited(decision.retry_after, decision.limit.scope), email=email
+            )
+    if known.suppressed.get(req.email.lower()):
+        raise reject(errors.suppressed_address(), email=email)
+    flags = guard.recipient_verdict(
+        rcpt.result() if rcpt.exception() is None else None, rcpt.exception(), req.email
+    )
+    if UNVERIFIED in flags:
+        for decision in known.unverified:
+            if not decision.allowed:  # a throwaway domain must not become a bounce cannon
+                raise reject(
+                    errors.service_unavailable(min(decision.retry_after, 3600), "dns"),
+                    f"dns_unverified_cap_{decision.limit.scope}",
+                    email=email,
+                )
+    return flags
+
+
+def count_bot_failure(svc: Services, known: Known) -> None:
+    """A failed bot check counts against the caller's IP (never against an email address:
+    nobody can spend another person's allowance)."""
+    from chalicelib.ratelimit import count_now
+
+    if known.bot_failures is None:
+        return
+    try:
+        count_now(svc.dynamodb, known.bot_failures)
+    except StoreUnavailable as e:
+        log("bot_failure_uncounted", "warning", detail=str(e)[:200])
+
+
+def create_order(
+    svc: Services,
+    req: OrderRequest,
+    key: str | None,
+    digest: str,
+    now: int,
+    flags: list[str],
+    known: Known,
+) -> dict[str, Any] | Result:
+    """One transaction: the order, its idempotency record and the rate counters. Returns
+    the new order, or the replay when a concurrent request with the same key wrote first."""
+    s = svc.settings
+    idem = Idempotency(key, digest) if key else None
+    build = order_builder(
+        req, key, digest, now, flags, s.outbox_lease_seconds, s.dns_recheck_seconds
+    )
+    limits = list(known.limits) + (list(known.unverified) if UNVERIFIED in flags else [])
+    for _ in range(CREATE_ATTEMPTS):
+        outcome = svc.store.create(
+            build,
+            ids.new_order_id,
+            idem,
+            now,
+            response_body,
+            [{"Update": d.update} for d in limits],
+        )
+        if outcome.kind == "created" and outcome.order is not None:
+            return outcome.order
+        if outcome.kind in ("replay", "conflict"):
+            return replay_result(outcome)
+        if outcome.kind != "refused" or outcome.refused is None:
+            raise StoreUnavailable(f"unexpected create outcome {outcome.kind}")
+        # a concurrent order moved this counter first: decide again on what it is now
+        moved = limits[outcome.refused]
+        again = decide(moved.limit, outcome.current or None, now, s.rate_limit_table)
+        if not again.allowed:
+            raise reject(
+                errors.rate_limited(again.retry_after, again.limit.scope),
+                email=mask_email(req.email),
+            )
+        limits[outcome.refused] = again
+    raise StoreUnavailable("rate counters kept moving")
+
+
+def send(svc: Services, order: dict[str, Any], known: Known) -> dict[str, str]:
+    """Both emails; a receipt to an unverified domain waits in the outbox (`held`) until the
+    sweeper sees the domain answer (or drops it after DNS_HOLD_HOURS)."""
+    from chalicelib.outbox import send_emails
+
+    roles = tuple(r for r in ROLES if order["emails"][r]["status"] == "sending")
+    return send_emails(svc, order, roles, known.suppressed)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def identity(email: str) -> str:
+    """The one key of a mailbox for limits and suppression."""
+    return email.strip().lower()
+
+
 def parse_body(raw: bytes, content_type: str) -> Any:
-    """Content type, size and JSON checks with their stable error codes."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the order as application/json.")
+        raise errors.unsupported_media_type()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+        raise errors.payload_too_large(MAX_BODY_BYTES)
     try:
-        text = raw.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+        raise errors.invalid_json() from None
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None or key == "":
+        return None
+    if not IDEMPOTENCY_KEY_RE.match(key):
+        raise errors.validation_failed(
+            {"Idempotency-Key": "Use 8 to 64 characters: letters, digits, '-' or '_'."},
+            "The Idempotency-Key header is malformed.",
+        )
+    return key
 
 
 def submission_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -176,76 +355,22 @@ def submission_fields(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("turnstile_token", "website")}
 
 
-def check_idempotency_key(key: str | None) -> str | None:
-    if key is None or key == "":
-        return None
-    if not IDEMPOTENCY_KEY_RE.match(key):
-        raise ApiError(
-            422,
-            "validation_failed",
-            "The Idempotency-Key header is malformed.",
-            {"Idempotency-Key": "Use 8 to 64 characters: letters, digits, '-' or '_'."},
-        )
-    return key
-
-
-def check_hours(settings: Settings, now: datetime) -> None:
-    try:
-        open_now, next_open = hours.is_open(now, settings.business_hours, settings.shop_timezone)
-    except (ValueError, KeyError):
-        log("hours_misconfigured", "error", spec=settings.business_hours)
-        open_now, next_open = True, None  # a typo in a setting must not close the shop
-    if not open_now:
-        log("order_rejected", reason="closed")
-        metric("OrderRejected", reason="closed")
-        raise ApiError(
-            422,
-            "closed",
-            hours.closed_message(next_open),
-            extra={"opens_at": next_open.isoformat() if next_open else None},
-        )
-
-
-def _is_aws_error(e: Exception) -> bool:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from chalicelib.suppression import SuppressionError
-
-    return isinstance(e, (BotoCoreError, ClientError, SuppressionError))
-
-
-def check_not_suppressed(svc: Services, email: str, now: int) -> None:
-    """An address that bounced or complained never gets mail from us again."""
-    if svc.suppression.is_suppressed(email, now):
-        log("order_rejected", reason="suppressed", email=mask_email(email))
-        metric("OrderRejected", reason="suppressed")
-        raise ApiError(
-            422,
-            "email_undeliverable",
-            "Email to this address has bounced or been refused before. Use another address.",
-            {"email": "This address can't receive our emails."},
-            extra={"reason": "suppressed"},
-        )
-
-
-def response_body(order: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "order_id": order["order_id"],
-        "status": "accepted",
-        "items": order["items"],
-        "total_cents": order["total_cents"],
-        "currency": order["currency"],
-    }
-
-
-def build_order(
-    req: OrderRequest, key: str | None, digest: str, now: int, flags: list[str], lease: int
-) -> Callable[[str], dict[str, Any]]:
+def order_builder(
+    req: OrderRequest,
+    key: str | None,
+    digest: str,
+    now: int,
+    flags: list[str],
+    lease: int,
+    recheck: int = 300,
+) -> Any:
     def build(order_id: str) -> dict[str, Any]:
         order: dict[str, Any] = {
             "kind": "order",
             "order_id": order_id,
             "created_at": now,
+            "status": "accepted",
+            "history": [{"status": "accepted", "at": now}],
             "customer": {"name": req.name, "email": req.email, "phone": req.phone},
             "shipping": {
                 "line1": req.shipping.line1,
@@ -259,13 +384,18 @@ def build_order(
             "currency": req.currency,
             "request_hash": digest,
             "flags": flags,
-            # both emails are claimed by this request (lease) so a sweeper can't race it
+            # both emails are claimed by this request (lease) so a sweeper can't race it;
+            # a receipt to an unverified domain is held for the sweeper's DNS recheck
             "emails": {
-                role: {"status": "sending", "attempts": 0, "lease_until": now + lease}
+                role: (
+                    {"status": "held", "attempts": 0, "check_at": now + recheck}
+                    if role == "customer" and UNVERIFIED in flags
+                    else {"status": "sending", "attempts": 0, "lease_until": now + lease}
+                )
                 for role in ROLES
             },
             "outbox": "pending",
-            "due_at": now + lease,
+            "due_at": now + min(lease, recheck) if UNVERIFIED in flags else now + lease,
         }
         if key:
             order["idempotency_key"] = key
@@ -274,110 +404,22 @@ def build_order(
     return build
 
 
-def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
-    """POST /orders. Raises ApiError for every rejection."""
-    svc = svc or services()
-    s = svc.settings
-    started = time.perf_counter()
-    try:
-        body = parse_body(incoming.raw_body, incoming.content_type)
-        key = check_idempotency_key(incoming.idempotency_key)
-        req = parse_order(
-            body,
-            load_catalog(),
-            min_items=s.min_items,
-            max_line_qty=s.max_line_qty,
-            test_environment=s.email_test_environment,
-        )
-    except ApiError as e:
-        reason = e.extra.get("reason", e.code)
-        log("order_rejected", reason=reason, code=e.code, fields=sorted(e.fields))
-        metric("OrderRejected", reason=str(reason))
-        raise
-    digest = request_hash(submission_fields(body))
-    if req.honeypot:
-        from chalicelib.guard import honeypot_response
-
-        return Result(201, honeypot_response(req))
-    now_dt = clock.now()
-    now = int(now_dt.timestamp())
-    try:
-        if key:
-            existing = svc.store.lookup_idempotent(key, digest)
-            if existing is not None:
-                return replay_result(existing, key)
-        check_hours(s, now_dt)
-        from chalicelib import guard
-
-        ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
-        guard.check_rate_limits(svc, req, ip, now, f"{key}:{digest}" if key else None)
-        # the suppression lookup runs alongside Turnstile || DNS (it is only a GetItem)
-        suppressed = executor().submit(check_not_suppressed, svc, req.email, now)
-        try:
-            flags = guard.verify_human_and_recipient(svc, req, ip, key)
-        finally:
-            suppression_error = suppressed.exception()
-        if suppression_error is not None:
-            raise suppression_error
-        outcome = svc.store.create(
-            build_order(req, key, digest, now, flags, s.outbox_lease_seconds),
-            ids.new_order_id,
-            key,
-            digest,
-            now,
-        )
-    except ApiError:
-        raise
-    except StoreUnavailable as e:
-        log("order_failed", "error", reason="store_unavailable", detail=str(e))
-        metric("OrderFailed", reason="store_unavailable")
-        raise service_unavailable(5, "store") from None
-    except Exception as e:
-        if not _is_aws_error(e):
-            raise
-        log("order_failed", "error", reason="aws_unavailable", detail=type(e).__name__)
-        metric("OrderFailed", reason="aws_unavailable")
-        raise service_unavailable(5, "store") from None
-    if outcome.kind != "created":
-        return replay_result(outcome, key)
-    order = outcome.order
-    if order is None:  # "created" always carries the order; be explicit rather than assert
-        raise service_unavailable(2, "store")
-    log(
-        "order_accepted",
-        order_id=order["order_id"],
-        email=mask_email(req.email),
-        phone=mask_phone(req.phone),
-        total_cents=req.total_cents,
-        items=sum(line.qty for line in req.lines),
-        idempotent=bool(key),
-    )
-    metric("OrderAccepted")
-    from chalicelib.outbox import send_emails
-
-    # the customer's address was checked against the suppression list moments ago
-    statuses = send_emails(svc, order, verified=(req.email,))
-    log(
-        "order_done",
-        order_id=order["order_id"],
-        emails=statuses,
-        ms=round((time.perf_counter() - started) * 1000, 1),
-    )
-    return Result(201, response_body(order))
+def response_body(order: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "order_id": order["order_id"],
+        "status": "accepted",
+        "items": order["items"],
+        "total_cents": order["total_cents"],
+        "currency": order["currency"],
+    }
 
 
-def replay_result(outcome: Any, key: str | None) -> Result:
+def replay_result(outcome: CreateOutcome) -> Result:
     if outcome.kind == "conflict":
-        log("order_rejected", reason="idempotency_key_reused")
-        metric("OrderRejected", reason="idempotency_key_reused")
-        raise ApiError(
-            409,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used for a different order. Start a new checkout.",
-        )
-    order = outcome.order
-    if order is None:
-        raise service_unavailable(2, "store")
-    log("order_replayed", order_id=order["order_id"])
+        raise reject(errors.idempotency_key_reused())
+    body = outcome.response or (response_body(outcome.order) if outcome.order else None)
+    if body is None:
+        raise errors.service_unavailable(2, "store")
+    log("order_replayed", order_id=body.get("order_id"))
     metric("OrderReplayed")
-    return Result(201, response_body(order), {"Idempotent-Replayed": "true"})
+    return Result(201, body, {"Idempotent-Replayed": "true"})

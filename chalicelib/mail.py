@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,6 @@ RETRYABLE_CODES = frozenset(
     }
 )
 
-_env: Any = None
-_env_lock = threading.Lock()
-
 
 @dataclass(frozen=True)
 class Email:
@@ -38,6 +35,12 @@ class Email:
     subject: str
     text: str
     html: str
+    also_to: tuple[str, ...] = ()  # more recipients of the same message (merchant addresses)
+
+    def addressed_to(self, addresses: list[str]) -> Email:
+        """The same message to `addresses` (each checked for header injection)."""
+        first, *rest = [safe_header(a) for a in addresses]
+        return replace(self, to=first, also_to=tuple(rest))
 
 
 class SendError(Exception):
@@ -51,23 +54,19 @@ def money(cents: int) -> str:
     return f"${cents // 100:,}.{cents % 100:02d}"
 
 
+@cache
 def _environment() -> Any:
-    global _env
-    if _env is None:
-        with _env_lock:
-            if _env is None:
-                from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-                env = Environment(
-                    loader=FileSystemLoader(str(TEMPLATES)),
-                    # HTML templates are escaped; the .txt bodies are plain text, not HTML
-                    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
-                    undefined=StrictUndefined,
-                    keep_trailing_newline=True,
-                )
-                env.filters["money"] = money
-                _env = env
-    return _env
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        # HTML templates are escaped; the .txt bodies are plain text, not HTML
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["money"] = money
+    return env
 
 
 def safe_header(value: str) -> str:
@@ -113,7 +112,7 @@ class Mailer:
 
         kwargs: dict[str, Any] = {
             "FromEmailAddress": self.sender,
-            "Destination": {"ToAddresses": [email.to]},
+            "Destination": {"ToAddresses": [email.to, *email.also_to]},
             "ReplyToAddresses": [email.reply_to],
             "Content": {
                 "Simple": {

@@ -1,27 +1,26 @@
-"""Sending the two emails of an order, and the sweeper that retries what is still pending.
+"""Sending the emails of an order, and the sweeper that retries what is still pending.
 
-Every send is preceded by a claim (a lease written with a conditional update), so two
-workers never send the same email at once. The one unavoidable at-least-once window: SES
-accepted the message and this process died before `record_send` stored the message id; once
-the lease expires, the sweeper sends that email again. The window is one SES call plus one
-DynamoDB write long (tens of milliseconds), and the lease is longer than the longest possible
-SES call (botocore timeouts x attempts), so a slow send is never duplicated by a sweeper.
+Every send is preceded by a claim (a lease written with a conditional update: by the
+order-create transaction for a new order, by `OrderStore.claim` in the sweeper), so two
+workers never send the same email at once. Both sends of one pass are recorded in one write
+(`OrderStore.record_sends`). The one at-least-once window: SES accepted the message and this
+process died before that write stored the message id; once the lease expires, the sweeper
+sends that email again. The lease is longer than the longest possible SES call (botocore
+timeouts x attempts), so a slow send is never duplicated by a sweeper.
+
+Suppression is checked before every send. The request path passes what it already read in
+its one BatchGetItem (`known`: canonical address -> suppressed?); the sweeper reads it.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from chalicelib import clock
 from chalicelib.obs import log, mask_email, metric
-from chalicelib.store import ROLES
-
-RETRYABLE_STATUSES = ("pending", "failed", "sending")
-
-
-def _recipient(order: dict[str, Any], role: str, merchant_email: str) -> str:
-    return merchant_email if role == "merchant" else str(order["customer"]["email"])
+from chalicelib.store import ROLES, SendOutcome, StoreUnavailable
 
 
 def backoff(attempts: int, base: int) -> int:
@@ -29,36 +28,56 @@ def backoff(attempts: int, base: int) -> int:
     return int(min(base * (2 ** max(0, attempts - 1)), 6 * 3600))
 
 
-def deliver(svc: Any, order: dict[str, Any], role: str, verified: tuple[str, ...] = ()) -> str:
-    """Send one already-claimed email; record the outcome. Returns the new status."""
+def _suppressed(svc: Any, address: str, now: int, known: dict[str, bool] | None) -> bool:
+    if known is not None and address.lower() in known:
+        return known[address.lower()]
+    return bool(svc.suppression.is_suppressed(address, now))
+
+
+def recipients(
+    svc: Any, order: dict[str, Any], role: str, now: int, known: dict[str, bool] | None
+) -> list[str]:
+    """Who gets `role`'s email, suppressed addresses left out (logged: a suppressed merchant
+    address is an error with its own metric and alarm)."""
+    if role == "customer":
+        wanted = [str(order["customer"]["email"])]
+    else:
+        wanted = list(svc.settings.merchant_emails)
+    keep = []
+    for address in wanted:
+        if not _suppressed(svc, address, now, known):
+            keep.append(address)
+            continue
+        level = "error" if role == "merchant" else "warning"
+        log(
+            "email_suppressed", level, order_id=order["order_id"], role=role, to=mask_email(address)
+        )
+        metric("EmailSuppressed", role=role)
+        if role == "merchant":
+            metric("MerchantAddressSuppressed")
+    return keep
+
+
+def deliver(
+    svc: Any, order: dict[str, Any], role: str, now: int, known: dict[str, bool] | None = None
+) -> SendOutcome:
+    """Send one already-claimed email; returns the outcome (recorded by the caller)."""
     from chalicelib.mail import SendError, render
 
     s = svc.settings
     oid = order["order_id"]
-    to = _recipient(order, role, s.merchant_email)
-    now = int(clock.now().timestamp())
     attempts = int(order.get("emails", {}).get(role, {}).get("attempts", 0)) + 1
-    if to not in verified and svc.suppression.is_suppressed(to, now):
-        svc.store.record_send(oid, role, status="suppressed", now=now, reason="suppressed")
-        level = "error" if role == "merchant" else "warning"
-        log("email_suppressed", level, order_id=oid, role=role, to=mask_email(to))
-        metric("EmailSuppressed", role=role)
-        return "suppressed"
+    to = recipients(svc, order, role, now, known)
+    if not to:
+        return SendOutcome("suppressed", reason="suppressed")
     try:
         email = render(order, role, shop_name=s.shop_name, merchant_email=s.merchant_email)
+        if role == "merchant":
+            email = email.addressed_to(to)
         message_id = svc.mailer.send(email)
     except SendError as e:
         give_up = not e.retryable or attempts >= s.outbox_max_attempts
         nxt = now + max(s.outbox_grace_seconds, backoff(attempts, s.outbox_backoff_base_seconds))
-        svc.store.record_send(
-            oid,
-            role,
-            status="failed",
-            now=now,
-            reason=e.reason,
-            retryable=not give_up,
-            next_due=None if give_up else nxt,
-        )
         log(
             "email_failed",
             "error",
@@ -71,54 +90,102 @@ def deliver(svc: Any, order: dict[str, Any], role: str, verified: tuple[str, ...
         metric("EmailFailed", role=role, retryable=str(not give_up).lower())
         if give_up and e.retryable:
             metric("OutboxFailedForGood")  # dimensionless: the alarm watches exactly this
-        return "failed"
+        return SendOutcome(
+            "failed", reason=e.reason, retryable=not give_up, next_due=None if give_up else nxt
+        )
     except ValueError as e:  # an unsafe header value: never retried
-        svc.store.record_send(oid, role, status="failed", now=now, reason=str(e))
         log("email_failed", "error", order_id=oid, role=role, reason=str(e), retryable=False)
         metric("EmailFailed", role=role, retryable="false")
-        return "failed"
-    svc.store.record_send(oid, role, status="sent", now=now, message_id=message_id)
+        return SendOutcome("failed", reason=str(e))
     log(
         "email_sent",
         order_id=oid,
         role=role,
-        to=mask_email(to),
+        to=",".join(mask_email(a) for a in to),
         message_id=message_id,
         attempts=attempts,
     )
     metric("EmailSent", role=role)
-    return "sent"
+    return SendOutcome("sent", message_id=message_id)
 
 
 def send_emails(
-    svc: Any, order: dict[str, Any], roles: tuple[str, ...] = ROLES, verified: tuple[str, ...] = ()
+    svc: Any,
+    order: dict[str, Any],
+    roles: tuple[str, ...] = ROLES,
+    known: dict[str, bool] | None = None,
 ) -> dict[str, str]:
-    """Send the (claimed) emails of a stored order concurrently; record each outcome.
+    """Send the (claimed) emails of a stored order concurrently; record them in one write.
 
-    `verified`: addresses already checked against the suppression list by the caller.
+    Returns role -> status ("unknown" when the outcome could not be recorded: the lease
+    runs out and the sweeper finishes the job).
     """
-    from chalicelib.checkout import executor
-
-    futures = {role: executor().submit(deliver, svc, order, role, verified) for role in roles}
-    results: dict[str, str] = {}
+    now = int(clock.now().timestamp())
+    futures: dict[str, Future[SendOutcome]] = {
+        role: svc.pool.submit(deliver, svc, order, role, now, known) for role in roles
+    }
+    outcomes: dict[str, SendOutcome] = {}
     for role, fut in futures.items():
         try:
-            results[role] = fut.result()
-        except Exception as e:  # noqa: BLE001 - the order stands; after the lease the sweeper retries
+            outcomes[role] = fut.result()
+        except Exception as e:  # noqa: BLE001 - the order stands; the sweeper retries after the lease
             log(
-                "email_status_unrecorded",
+                "email_send_crashed",
                 "error",
                 order_id=order["order_id"],
                 role=role,
                 reason=f"{type(e).__name__}: {str(e)[:200]}",
             )
-            metric("EmailStatusUnrecorded", role=role)
-            results[role] = "unknown"
     try:
-        svc.store.close_outbox_if_done(order["order_id"])
-    except Exception as e:  # noqa: BLE001 - harmless: the sweeper closes it later
-        log("outbox_close_failed", "warning", order_id=order["order_id"], error=type(e).__name__)
-    return results
+        if outcomes:
+            svc.store.record_sends(order, outcomes, now)
+    except StoreUnavailable as e:
+        for role in outcomes:
+            log(
+                "email_status_unrecorded",
+                "error",
+                order_id=order["order_id"],
+                role=role,
+                reason=str(e)[:200],
+            )
+            metric("EmailStatusUnrecorded", role=role)
+        return dict.fromkeys(roles, "unknown")
+    return {role: outcomes[role].status if role in outcomes else "unknown" for role in roles}
+
+
+def recheck_held(
+    svc: Any, order: dict[str, Any], state: dict[str, Any], now: int
+) -> SendOutcome | None:
+    """A receipt held because its domain could not be verified: None once the domain
+    verifies (send it now), else the outcome to record - still held (with the next check,
+    backing off) or dropped (undeliverable, or the hold window ran out: never sent blind)."""
+    from chalicelib.recipients import RecipientCheckUnavailable, Undeliverable
+
+    s = svc.settings
+    oid = order["order_id"]
+    try:
+        result = svc.recipients.check(str(order["customer"]["email"]))
+        verified = not result.dns_unverified
+    except Undeliverable as e:
+        log("receipt_dropped", "warning", order_id=oid, reason=f"undeliverable_{e.reason}")
+        metric("ReceiptDropped", reason="undeliverable")
+        return SendOutcome("dropped", reason=f"undeliverable: {e.reason}")
+    except RecipientCheckUnavailable:
+        verified = False
+    if verified:
+        log("receipt_released", order_id=oid)
+        return None
+    if now - int(order.get("created_at", now)) >= s.dns_hold_hours * 3600:
+        log("receipt_dropped", "warning", order_id=oid, reason="dns_unverified")
+        metric("ReceiptDropped", reason="dns_unverified")
+        return SendOutcome(
+            "dropped",
+            reason=f"dns_unverified: the domain did not answer for {s.dns_hold_hours} hours",
+        )
+    checks = int(state.get("attempts", 0)) + 1
+    nxt = now + backoff(checks, s.dns_recheck_seconds)
+    log("receipt_held", order_id=oid, checks=checks, next_check=nxt)
+    return SendOutcome("held", reason="dns_unverified", next_due=nxt)
 
 
 def _claimable(state: dict[str, Any], now: int, max_attempts: int) -> bool:
@@ -132,13 +199,18 @@ def _claimable(state: dict[str, Any], now: int, max_attempts: int) -> bool:
     return False
 
 
-def sweep(svc: Any, limit: int = 100) -> dict[str, int]:
-    """One pass over the outbox: claim and send every due email. Safe to run concurrently."""
+def sweep(svc: Any, limit: int = 100, budget_seconds: float | None = None) -> dict[str, int]:
+    """One pass over the outbox: claim and send every due email. Safe to run concurrently.
+
+    `budget_seconds` stops taking new orders once spent (the Lambda's own deadline)."""
     s = svc.settings
     started = time.perf_counter()
     now = int(clock.now().timestamp())
     counts = {"orders": 0, "claimed": 0, "lost_race": 0, "sent": 0, "failed": 0, "suppressed": 0}
     for oid in svc.store.outbox_due(now, limit):
+        if budget_seconds is not None and time.perf_counter() - started > budget_seconds:
+            counts["out_of_time"] = 1
+            break
         order = svc.store.get_order(oid)
         if order is None:
             continue
@@ -146,7 +218,15 @@ def sweep(svc: Any, limit: int = 100) -> dict[str, int]:
         claimed: list[str] = []
         for role in ROLES:
             state = order.get("emails", {}).get(role, {})
-            if not _claimable(state, now, s.outbox_max_attempts):
+            if state.get("status") == "held":
+                if int(state.get("check_at", 0)) > now:
+                    continue
+                still = recheck_held(svc, order, state, now)
+                if still is not None:
+                    svc.store.record_sends(order, {role: still}, now)
+                    counts[still.status] = counts.get(still.status, 0) + 1
+                    continue
+            elif not _claimable(state, now, s.outbox_max_attempts):
                 continue
             if svc.store.claim(oid, role, state, now, s.outbox_lease_seconds):
                 claimed.append(role)

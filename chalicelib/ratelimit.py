@@ -1,79 +1,133 @@
-"""Fixed-window rate limits kept in DynamoDB (one conditional UpdateItem per counter).
+"""Sliding-window rate limits (two fixed windows, weighted), kept in DynamoDB.
 
-Item: pk = "rl#{scope}#{sha256(key)[:32]}#{window_start}", n = hits so far, expires_at = the
-window's end plus a minute (the table's TTL attribute; expired items are also simply never
-read again because the next window has another pk). Keys are hashed so the table holds no
-email or IP addresses.
+One item per (scope, key): pk = "rl#{scope}#{sha256(key)[:32]}", `w` = start of the current
+window, `c` = hits in it, `p` = hits in the window before, `expires_at` (the table's TTL) two
+windows later. Keys are hashed: the table holds no email or IP addresses.
+
+The estimate for "now" is `p * (1 - elapsed/window) + c` (the two-window weighted scheme), so
+a burst across a window boundary can't get twice the limit through.
+
+Nothing here calls AWS on its own: the caller reads the items (one BatchGetItem with the rest
+of the order's reads), asks `decide()`, and puts `Decision.update` into the transaction that
+creates the order, so a request is counted only once it has passed the bot check and the
+order is really written. The update is conditional on the state `decide()` saw; if a
+concurrent request changed it, the transaction is cancelled with the new item and the caller
+decides again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.obs import log
+from chalicelib import ddb
 
 EXPIRY_SLACK_SECONDS = 60
-
-
-class RateLimited(Exception):
-    """Too many requests for `scope` ("ip"/"email"); retry after `retry_after` seconds."""
-
-    def __init__(self, scope: str, retry_after: int) -> None:
-        super().__init__(f"rate limited ({scope}); retry after {retry_after}s")
-        self.scope = scope
-        self.retry_after = retry_after
 
 
 def hashed_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def counter_pk(scope: str, key: str, window_seconds: int, now: float) -> tuple[str, int]:
-    """(pk, window_start) of the counter for `key` in the window containing `now`."""
-    window_start = int(now // window_seconds) * window_seconds
-    return f"rl#{scope}#{hashed_key(key)}#{window_start}", window_start
+def counter_pk(scope: str, key: str) -> str:
+    return f"rl#{scope}#{hashed_key(key)}"
 
 
-class RateLimiter:
-    def __init__(self, ddb_client: Any, table: str) -> None:
-        self.ddb = ddb_client
-        self.table = table
+@dataclass(frozen=True)
+class Limit:
+    scope: str  # "email", "ip", "botfail_ip"
+    key: str
+    count: int
+    window: int
 
-    def hit(self, counters: list[tuple[str, str, int, int]], now: float) -> None:
-        """Count one hit on each (scope, key, limit, window_seconds), in order.
+    @property
+    def pk(self) -> str:
+        return counter_pk(self.scope, self.key)
 
-        Raises RateLimited for the first counter already at its limit (that hit is not
-        counted; earlier counters in the list keep theirs). Other botocore errors propagate.
-        """
-        from botocore.exceptions import ClientError
 
-        for scope, key, limit, window in counters:
-            pk, window_start = counter_pk(scope, key, window, now)
-            window_end = window_start + window
-            try:
-                self.ddb.update_item(
-                    TableName=self.table,
-                    Key={"pk": {"S": pk}},
-                    UpdateExpression="ADD n :one SET expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(n) OR n < :limit",
-                    ExpressionAttributeValues={
-                        ":one": {"N": "1"},
-                        ":limit": {"N": str(int(limit))},
-                        ":exp": {"N": str(window_end + EXPIRY_SLACK_SECONDS)},
-                    },
-                )
-            except ClientError as e:
-                if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
-                retry_after = max(1, math.ceil(window_end - now))
-                log(
-                    "rate_limited",
-                    level="warning",
-                    scope=scope,
-                    limit=limit,
-                    window=window,
-                    retry_after=retry_after,
-                )
-                raise RateLimited(scope, retry_after) from None
+@dataclass(frozen=True)
+class Decision:
+    limit: Limit
+    allowed: bool
+    retry_after: int
+    update: dict[str, Any]  # an Update for TransactWriteItems (or UpdateItem's kwargs)
+
+
+def _state(item: dict[str, Any] | None, now: float, window: int) -> tuple[int, int, int]:
+    """(current window start, hits in it, hits in the previous window) at `now`."""
+    ws = int(now // window) * window
+    if not item:
+        return ws, 0, 0
+    w, c = int(item.get("w", 0)), int(item.get("c", 0))
+    if w == ws:
+        return ws, c, int(item.get("p", 0))
+    if w == ws - window:
+        return ws, 0, c
+    return ws, 0, 0
+
+
+def estimate(item: dict[str, Any] | None, now: float, window: int) -> float:
+    """Weighted hits in the sliding window ending at `now`."""
+    ws, cur, prev = _state(item, now, window)
+    return prev * (1 - (now - ws) / window) + cur
+
+
+def _retry_after(item: dict[str, Any] | None, now: float, limit: int, window: int) -> int:
+    """Whole seconds until one more hit fits (if nothing else is counted meanwhile)."""
+    for t in range(1, 2 * window + 1):
+        if estimate(item, now + t, window) + 1 <= limit:
+            return t
+    return 2 * window
+
+
+def decide(limit: Limit, item: dict[str, Any] | None, now: float, table: str) -> Decision:
+    """May one more hit be counted, given the stored `item` (None if absent)?"""
+    window = limit.window
+    ws, cur, prev = _state(item, now, window)
+    weighted = prev * (1 - (now - ws) / window)
+    allowed = weighted + cur + 1 <= limit.count
+    values: dict[str, Any] = {
+        ":one": 1,
+        ":ws": ws,
+        ":exp": ws + 2 * window + EXPIRY_SLACK_SECONDS,
+    }
+    if item and int(item.get("w", 0)) == ws:
+        expr = "ADD c :one SET expires_at = :exp"
+        cond = "w = :ws AND c <= :cmax"
+        values[":cmax"] = max(-1, math.floor(limit.count - 1 - weighted))
+    elif item and int(item.get("w", 0)) == ws - window:
+        expr = "SET p = c, c = :one, w = :ws, expires_at = :exp"
+        cond = "w = :prev"
+        values[":prev"] = ws - window
+    else:
+        expr = "SET p = :zero, c = :one, w = :ws, expires_at = :exp"
+        cond = "attribute_not_exists(pk) OR w < :prev"
+        values[":prev"] = ws - window
+        values[":zero"] = 0
+    update = {
+        "TableName": table,
+        "Key": {"pk": {"S": limit.pk}},
+        "UpdateExpression": expr,
+        "ConditionExpression": cond,
+        "ExpressionAttributeValues": ddb.dump(values),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    retry = 0 if allowed else _retry_after(item, now, limit.count, window)
+    return Decision(limit, allowed, retry, update)
+
+
+def count_now(client: Any, decision: Decision) -> bool:
+    """Count one hit outside a transaction (failed bot checks); best effort: False when a
+    concurrent hit changed the item first (that hit was counted, this one is dropped)."""
+    kwargs = {
+        k: v for k, v in decision.update.items() if k != "ReturnValuesOnConditionCheckFailure"
+    }
+    try:
+        ddb.call(client, "update_item", **kwargs)
+    except Exception as e:
+        if ddb.is_condition_failure(e):
+            return False
+        raise
+    return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +89,6 @@ def _clock() -> float:
 _CACHE: dict[tuple[tuple[str, ...], str], tuple[str, float]] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 50_000
-_POOLS: dict[str, ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:
@@ -98,20 +97,14 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+@cache
 def _pool(kind: str) -> ThreadPoolExecutor:
     """ "lookup": runs a whole lookup (so the caller can stop waiting at the budget, whatever
     dnspython's retry backoff does); "query": the concurrent NS/A/AAAA queries inside one.
     Two pools, so a lookup waiting for its queries can never starve them of workers."""
-    pool = _POOLS.get(kind)
-    if pool is None:
-        with _POOL_LOCK:
-            pool = _POOLS.get(kind)
-            if pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-                pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"dns-{kind}")
-                _POOLS[kind] = pool
-    return pool
+    return ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"dns-{kind}")
 
 
 def _parse_nameserver(entry: str) -> tuple[str, int]:
@@ -157,8 +150,6 @@ class DnsChecker:
     def __init__(self, nameservers: tuple[str, ...], budget: float = 2.0) -> None:
         self.nameservers = tuple(n.strip() for n in nameservers if n.strip())
         self.budget = float(budget)
-        self._resolver: Any = None
-        self._lock = threading.Lock()
 
     # public ------------------------------------------------------------------------------
     def verdict(self, domain: str) -> str:
@@ -188,26 +179,25 @@ class DnsChecker:
 
     # internals ---------------------------------------------------------------------------
     def _get_resolver(self) -> Any:
-        if self._resolver is None:
-            with self._lock:
-                if self._resolver is None:
-                    import dns.nameserver
-                    import dns.resolver
-
-                    if self.nameservers:
-                        r = dns.resolver.Resolver(configure=False)
-                        r.nameservers = [
-                            dns.nameserver.Do53Nameserver(*_parse_nameserver(n))
-                            for n in self.nameservers
-                        ]
-                    else:
-                        r = dns.resolver.Resolver(configure=True)
-                    # one try per server fits in the budget; dnspython retries within lifetime
-                    r.timeout = max(0.2, self.budget / 2)
-                    r.lifetime = self.budget
-                    r.cache = None
-                    self._resolver = r
         return self._resolver
+
+    @cached_property
+    def _resolver(self) -> Any:
+        import dns.nameserver
+        import dns.resolver
+
+        if self.nameservers:
+            r = dns.resolver.Resolver(configure=False)
+            r.nameservers = [
+                dns.nameserver.Do53Nameserver(*_parse_nameserver(n)) for n in self.nameservers
+            ]
+        else:
+            r = dns.resolver.Resolver(configure=True)
+        # one try per server fits in the budget; dnspython retries within lifetime
+        r.timeout = max(0.2, self.budget / 2)
+        r.lifetime = self.budget
+        r.cache = None
+        return r
 
     def _lookup(self, domain: str) -> tuple[str, float, str]:
         """-> (verdict, seconds to cache it, detail for the log), within the budget."""
@@ -359,23 +349,18 @@ class DisposableDomains:
     ) -> None:
         self.allowlist_path = Path(allowlist_path) if allowlist_path else DEFAULT_ALLOWLIST
         self.blocklist_path = Path(blocklist_path) if blocklist_path else DEFAULT_BLOCKLIST
-        self._sets: tuple[frozenset[str], frozenset[str]] | None = None
-        self._lock = threading.Lock()
 
     def _load(self) -> tuple[frozenset[str], frozenset[str]]:
-        sets = self._sets
-        if sets is None:
-            with self._lock:
-                sets = self._sets
-                if sets is None:
-                    import disposable_email_domains as ded
+        return self._sets
 
-                    allow = set(getattr(ded, "allowlist", set()))
-                    allow |= _read_domain_list(self.allowlist_path)
-                    block = set(ded.blocklist) | _read_domain_list(self.blocklist_path)
-                    sets = (frozenset(allow), frozenset(block))
-                    self._sets = sets
-        return sets
+    @cached_property
+    def _sets(self) -> tuple[frozenset[str], frozenset[str]]:
+        import disposable_email_domains as ded
+
+        allow = set(getattr(ded, "allowlist", set()))
+        allow |= _read_domain_list(self.allowlist_path)
+        block = set(ded.blocklist) | _read_domain_list(self.blocklist_path)
+        return (frozenset(allow), frozenset(block))
 
     def is_disposable(self, domain: str) -> bool:
         allow, block = self._load()

@@ -51,6 +51,7 @@ def _limit(name: str, default: str) -> tuple[int, int]:
 
 # Cloudflare's documented always-pass test secret and the moto topic: local stage defaults only.
 LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"  # nosec B105  # public test key
+LOCAL_LINK_SECRET = "local-only-link-secret-never-used-in-cloud"  # nosec B105  # local stage
 LOCAL_FEEDBACK_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
 
@@ -65,7 +66,7 @@ class Settings:
     rate_limit_table: str = "rate-limits"
     # mail
     sender_email: str = "orders@juice.example.com"
-    merchant_email: str = "merchant@juice.example.com"
+    merchant_emails: tuple[str, ...] = ("merchant@juice.example.com",)
     ses_configuration_set: str = "orders"
     shop_name: str = "Pressed & Co."
     # order rules
@@ -88,6 +89,11 @@ class Settings:
     # rate limits (count, window seconds)
     rate_limit_email: tuple[int, int] = (5, 600)
     rate_limit_ip: tuple[int, int] = (20, 600)
+    rate_limit_bot_ip: tuple[int, int] = (10, 600)  # failed bot checks per IP
+    # orders whose mail domain could not be verified (receipt held): per IP and per domain
+    rate_limit_unverified: tuple[int, int] = (3, 3600)
+    dns_hold_hours: int = 24  # how long a held receipt waits for its domain to verify
+    dns_recheck_seconds: int = 300  # first recheck; doubles each time
     # feedback + outbox
     ses_feedback_topic_arn: str = ""
     transient_bounce_limit: int = 3
@@ -100,10 +106,24 @@ class Settings:
     # cloud edge
     origin_verify_secret: str = ""
     origin_verify_param: str = ""
+    # AWS client timeouts (seconds): DynamoDB answers in milliseconds, SES may be slow and a
+    # read timeout retried by botocore could send twice (see README, delivery guarantees)
+    ddb_read_timeout: float = 3.0
+    ses_read_timeout: float = 15.0
+    # links in emails (issue 14): signing secret (env locally, SSM in cloud stages)
+    link_secret: str = ""
+    link_secret_param: str = ""
+    link_ttl_days: int = 14
+    public_base_url: str = "http://127.0.0.1:8000"
 
     @property
     def is_local(self) -> bool:
         return self.stage == "local"
+
+    @property
+    def merchant_email(self) -> str:
+        """The first merchant address: Reply-To of receipts, the shop's contact."""
+        return self.merchant_emails[0] if self.merchant_emails else ""
 
 
 def load() -> Settings:
@@ -117,7 +137,9 @@ def load() -> Settings:
         suppression_table=_env("SUPPRESSION_TABLE", "suppression"),
         rate_limit_table=_env("RATE_LIMIT_TABLE", "rate-limits"),
         sender_email=_env("SENDER_EMAIL", "orders@juice.example.com"),
-        merchant_email=_env("MERCHANT_EMAIL", "merchant@juice.example.com"),
+        merchant_emails=_list(
+            "MERCHANT_EMAILS", _env("MERCHANT_EMAIL", "merchant@juice.example.com")
+        ),
         ses_configuration_set=_env("SES_CONFIGURATION_SET", "orders"),
         shop_name=_env("SHOP_NAME", "Pressed & Co."),
         min_items=_int("MIN_ITEMS", 3),
@@ -142,6 +164,10 @@ def load() -> Settings:
         email_test_environment=_bool("EMAIL_TEST_ENVIRONMENT", stage == "local"),
         rate_limit_email=_limit("RATE_LIMIT_EMAIL", "5/600"),
         rate_limit_ip=_limit("RATE_LIMIT_IP", "20/600"),
+        rate_limit_bot_ip=_limit("RATE_LIMIT_BOT_IP", "10/600"),
+        rate_limit_unverified=_limit("RATE_LIMIT_UNVERIFIED", "3/3600"),
+        dns_hold_hours=_int("DNS_HOLD_HOURS", 24),
+        dns_recheck_seconds=_int("DNS_RECHECK_SECONDS", 300),
         ses_feedback_topic_arn=_env(
             "SES_FEEDBACK_TOPIC_ARN", LOCAL_FEEDBACK_TOPIC if stage == "local" else ""
         ),
@@ -154,4 +180,10 @@ def load() -> Settings:
         outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 120),
         origin_verify_secret=_env("ORIGIN_VERIFY_SECRET", ""),
         origin_verify_param=_env("ORIGIN_VERIFY_PARAM", ""),
+        ddb_read_timeout=_float("DDB_READ_TIMEOUT", 3.0),
+        ses_read_timeout=_float("SES_READ_TIMEOUT", 15.0),
+        link_secret=_env("LINK_SECRET", LOCAL_LINK_SECRET if stage == "local" else ""),
+        link_secret_param=_env("LINK_SECRET_PARAM", ""),
+        link_ttl_days=_int("LINK_TTL_DAYS", 14),
+        public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
     )

@@ -1,38 +1,69 @@
 """The orders table: orders, idempotency records and the SES message-id index.
 
 Single table, key `pk`:
-  order#<ID>     the order (customer, priced lines, total, per-email status, stored response)
-  idem#<KEY>     Idempotency-Key -> order id + request hash (written atomically with the order)
-  sesmsg#<MSGID> SES message id -> order id + role (for delivery notifications)
+  order#<ID>     the order (customer, priced lines, totals, status, per-email status)
+  idem#<KEY>     Idempotency-Key -> order id, request hash and the stored response
+                 (written in the same transaction as the order; TTL `expires_at`)
+  sesmsg#<MSGID> SES message id -> order id + role (for delivery/bounce notifications)
 While any email of an order is not final, the order carries `outbox="pending"` and `due_at`,
 which puts it in the sparse `outbox` GSI the sweeper reads.
+
+Exactly-once creation: every create carries a random `write_id`. The order and its
+idempotency record are written in one TransactWriteItems (botocore gives it a
+ClientRequestToken, so DynamoDB itself treats a retried call as the same transaction). If a
+retry still finds the items there (a lost response seen by a server without request tokens,
+or a retry after the token's window), `ReturnValuesOnConditionCheckFailure` hands back the
+stored items and a matching `write_id` means "this was us": created, not a collision.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import ddb
+from chalicelib.ddb import StoreUnavailable
+
+__all__ = ["ROLES", "CreateOutcome", "Idempotency", "OrderStore", "SendOutcome", "StoreUnavailable"]
+
 ROLES = ("merchant", "customer")
-FINAL_STATUSES = ("sent", "delivered", "suppressed")
+FINAL_STATUSES = ("sent", "delivered", "suppressed", "dropped", "bounced", "complained")
 IDEMPOTENCY_TTL_SECONDS = 7 * 86400
+FINAL_WRITE_ATTEMPTS = 3
 
 
-class StoreUnavailable(Exception):
-    """DynamoDB could not be reached or refused the call (maps to 503)."""
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
 
 
 @dataclass(frozen=True)
 class CreateOutcome:
-    kind: str  # "created" | "replay" | "conflict"
-    order: dict[str, Any] | None
+    kind: str  # "created" | "replay" | "conflict" | "refused"
+    order: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None  # replay: the stored response body
+    refused: int | None = None  # "refused": index into `extra` whose condition failed
+    current: dict[str, Any] | None = None  # "refused": that item as it is now
 
 
-def _codec() -> tuple[Any, Any]:
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one send attempt of one email came to (written by `record_sends`)."""
 
-    return TypeSerializer(), TypeDeserializer()
+    status: str  # sent | failed | suppressed | held (waiting for DNS) | dropped
+    message_id: str | None = None
+    reason: str | None = None
+    retryable: bool = False
+    next_due: int | None = None
+
+
+def is_final(state: dict[str, Any]) -> bool:
+    status = state.get("status")
+    return status in FINAL_STATUSES or (status == "failed" and not state.get("retryable"))
 
 
 class OrderStore:
@@ -41,179 +72,230 @@ class OrderStore:
     def __init__(self, ddb_client: Any, table: str) -> None:
         self.ddb = ddb_client
         self.table = table
-        self._ser, self._de = _codec()
 
-    # --- encoding -----------------------------------------------------------------
-    def _dump(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {k: self._ser.serialize(v) for k, v in item.items()}
-
-    def _load(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return _plain({k: self._de.deserialize(v) for k, v in raw.items()})
-
-    def _call(self, name: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.ddb, name)(**kwargs)
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise
-            raise StoreUnavailable(f"{name}: {code}") from e
-        except BotoCoreError as e:
-            raise StoreUnavailable(f"{name}: {type(e).__name__}") from e
-
-    # --- reads --------------------------------------------------------------------
+    # --- reads --------------------------------------------------------------------------
     def get(self, pk: str, consistent: bool = True) -> dict[str, Any] | None:
-        r = self._call(
-            "get_item", TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=consistent
+        r = ddb.call(
+            self.ddb,
+            "get_item",
+            TableName=self.table,
+            Key={"pk": {"S": pk}},
+            ConsistentRead=consistent,
         )
-        return self._load(r["Item"]) if "Item" in r else None
+        return ddb.load(r["Item"]) if "Item" in r else None
 
     def get_order(self, order_id: str) -> dict[str, Any] | None:
         return self.get(f"order#{order_id}")
 
-    def get_idempotency(self, key: str) -> dict[str, Any] | None:
-        return self.get(f"idem#{key}")
+    @staticmethod
+    def idempotency_pk(key: str) -> str:
+        return f"idem#{key}"
 
-    # --- writes -------------------------------------------------------------------
+    def replay_of(
+        self, idem: dict[str, Any] | None, request_hash: str, now: int
+    ) -> CreateOutcome | None:
+        """What a stored idempotency record means for a request with `request_hash`: None
+        (no live record: a new order), "replay" (same body) or "conflict"."""
+        if not idem or int(idem.get("expires_at", now + 1)) <= now:
+            return None
+        if idem.get("request_hash") != request_hash:
+            return CreateOutcome("conflict")
+        response = idem.get("response")
+        if isinstance(response, str):
+            return CreateOutcome("replay", response=json.loads(response))
+        order = self.get_order(str(idem["order_id"]))  # records written before `response`
+        if order is None:
+            raise StoreUnavailable("idempotency record without its order")
+        return CreateOutcome("replay", order=order)
+
+    # --- create -------------------------------------------------------------------------
     def create(
         self,
         build: Callable[[str], dict[str, Any]],
         new_id: Callable[[], str],
-        idempotency_key: str | None,
-        request_hash: str,
+        idem: Idempotency | None,
         now: int,
+        respond: Callable[[dict[str, Any]], dict[str, Any]],
+        extra: list[dict[str, Any]] | None = None,
         attempts: int = 5,
     ) -> CreateOutcome:
-        """Store a new order with a conditional put (and its idempotency record atomically).
+        """Write a new order, its idempotency record and `extra` transact items (e.g. rate
+        counters, a delivery slot) in one transaction.
 
-        `build(order_id)` returns the order item. An id collision retries with a new id; an
-        existing idempotency record yields "replay" (same hash) or "conflict".
+        `build(order_id)` returns the order item; `respond(order)` the response body stored
+        with the idempotency record. An order-id collision retries with a fresh id.
         """
-        from botocore.exceptions import ClientError
-
+        write_id = secrets.token_hex(8)
+        extra = list(extra or [])
         for _ in range(attempts):
-            order = build(new_id())
-            order_pk = f"order#{order['order_id']}"
-            put_order = {
-                "TableName": self.table,
-                "Item": self._dump({"pk": order_pk, **order}),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-            try:
-                if idempotency_key is None:
-                    self._call("put_item", **put_order)
-                else:
-                    idem = {
-                        "pk": f"idem#{idempotency_key}",
-                        "kind": "idem",
-                        "order_id": order["order_id"],
-                        "request_hash": request_hash,
-                        "created_at": now,
-                        "expires_at": now + IDEMPOTENCY_TTL_SECONDS,
-                    }
-                    put_idem = {
+            order = {**build(new_id()), "write_id": write_id}
+            items: list[dict[str, Any]] = [
+                {
+                    "Put": {
                         "TableName": self.table,
-                        "Item": self._dump(idem),
+                        "Item": ddb.dump({"pk": f"order#{order['order_id']}", **order}),
                         "ConditionExpression": "attribute_not_exists(pk)",
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
-                    self._call(
-                        "transact_write_items",
-                        TransactItems=[{"Put": put_order}, {"Put": put_idem}],
-                    )
+                }
+            ]
+            if idem is not None:
+                record = {
+                    "pk": self.idempotency_pk(idem.key),
+                    "kind": "idem",
+                    "order_id": order["order_id"],
+                    "request_hash": idem.request_hash,
+                    "created_at": now,
+                    "expires_at": now + IDEMPOTENCY_TTL_SECONDS,
+                    "write_id": write_id,
+                    "response": json.dumps(respond(order), separators=(",", ":")),
+                }
+                items.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": ddb.dump(record),
+                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    }
+                )
+            first_extra = len(items)
+            items.extend(extra)
+            try:
+                ddb.call(self.ddb, "transact_write_items", TransactItems=items)
                 return CreateOutcome("created", order)
-            except ClientError as e:
-                code = e.response.get("Error", {}).get("Code", "")
-                reasons = [r.get("Code") for r in e.response.get("CancellationReasons", [])]
-                if (
-                    idempotency_key is not None
-                    and len(reasons) > 1
-                    and reasons[1] == ("ConditionalCheckFailed")
-                ):
-                    found = self.lookup_idempotent(idempotency_key, request_hash)
-                    if found is None:
-                        raise StoreUnavailable("idempotency record vanished") from e
-                    return found
-                if (
-                    code == "TransactionCanceledException"
-                    and "ConditionalCheckFailed" not in reasons
-                ):
-                    raise StoreUnavailable(f"transaction cancelled: {reasons}") from e
-                continue  # order id collision: try a fresh id
+            except Exception as e:
+                reasons = ddb.cancellation_reasons(e)
+                if not reasons:
+                    raise StoreUnavailable(f"transact_write_items: {ddb.error_code(e)}") from e
+            codes = [str(r.get("Code") or "None") for r in reasons]
+            failed = [i for i, c in enumerate(codes) if c == "ConditionalCheckFailed"]
+            if any(c not in ("None", "ConditionalCheckFailed") for c in codes):
+                raise StoreUnavailable(f"transaction cancelled: {codes}")
+
+            def current(i: int, reasons: list[dict[str, Any]] = reasons) -> dict[str, Any]:
+                raw = reasons[i].get("Item")
+                return ddb.load(raw) if raw else {}
+
+            if 0 in failed and current(0).get("write_id") == write_id:
+                return CreateOutcome("created", order)  # our own earlier attempt was applied
+            if idem is not None and 1 in failed:
+                stored = current(1)
+                if stored.get("write_id") == write_id:
+                    return CreateOutcome("created", order)
+                found = self.replay_of(stored, idem.request_hash, now)
+                if found is None:  # expired between the two reads: try again
+                    continue
+                return found
+            refused = [i for i in failed if i >= first_extra]
+            if refused:
+                i = refused[0]
+                return CreateOutcome("refused", refused=i - first_extra, current=current(i))
+            # order id collision: try a fresh id
         raise StoreUnavailable("could not allocate an order id")
 
-    def lookup_idempotent(self, key: str, request_hash: str) -> CreateOutcome | None:
-        """None if the key is new; else "replay" (same body) or "conflict"."""
-        idem = self.get_idempotency(key)
-        if idem is None:
-            return None
-        if idem.get("request_hash") != request_hash:
-            return CreateOutcome("conflict", None)
-        return CreateOutcome("replay", self.get_order(str(idem["order_id"])))
-
-    def record_send(
+    # --- the outbox ---------------------------------------------------------------------
+    def record_sends(
         self,
-        order_id: str,
-        role: str,
-        *,
-        status: str,
+        order: dict[str, Any],
+        outcomes: dict[str, SendOutcome],
         now: int,
-        message_id: str | None = None,
-        reason: str | None = None,
-        retryable: bool = False,
-        next_due: int | None = None,
     ) -> None:
-        """Record the outcome of one send attempt of `role`'s email."""
-        names = {"#e": "emails", "#r": role, "#s": "status", "#a": "attempts", "#u": "updated_at"}
-        values: dict[str, Any] = {":s": status, ":one": 1, ":now": now}
-        sets = ["#e.#r.#s = :s", "#e.#r.#u = :now"]
-        removes = ["#e.#r.lease_until"]
-        if message_id:
-            names["#m"] = "message_id"
-            values[":m"] = message_id
-            sets.append("#e.#r.#m = :m")
-        if reason:
-            names["#why"] = "reason"
-            values[":why"] = reason[:500]
-            sets.append("#e.#r.#why = :why")
-        names["#rt"] = "retryable"
-        values[":rt"] = retryable
-        sets.append("#e.#r.#rt = :rt")
-        if next_due is not None:
-            names["#d"] = "due_at"
-            values[":d"] = next_due
-            sets.append("#d = :d")
-        update: dict[str, Any] = {
-            "Update": {
-                "TableName": self.table,
-                "Key": {"pk": {"S": f"order#{order_id}"}},
-                "UpdateExpression": f"SET {', '.join(sets)} ADD #e.#r.#a :one "
-                f"REMOVE {', '.join(removes)}",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": self._dump(values),
-                "ConditionExpression": "attribute_exists(pk)",
-            }
+        """Record the send attempts of one or more emails of `order` in one write.
+
+        Also closes the outbox when every email is final (as far as `order` shows the ones
+        not in `outcomes`; a non-final email elsewhere keeps it open), and writes the
+        message-id index items. Retried a few times: a lost write here means a resend by
+        the sweeper after the lease (the at-least-once window).
+        """
+        oid = str(order["order_id"])
+        names: dict[str, str] = {"#e": "emails", "#s": "status", "#a": "attempts"}
+        values: dict[str, Any] = {":one": 1, ":now": now}
+        sets: list[str] = []
+        adds: list[str] = []
+        removes: list[str] = []
+        states = {r: dict(order.get("emails", {}).get(r, {})) for r in ROLES}
+        dues: list[int] = []
+        for n, (role, out) in enumerate(outcomes.items()):
+            r = f"#r{n}"
+            names[r] = role
+            values[f":s{n}"] = out.status
+            values[f":rt{n}"] = out.retryable
+            sets += [
+                f"#e.{r}.#s = :s{n}",
+                f"#e.{r}.updated_at = :now",
+                f"#e.{r}.retryable = :rt{n}",
+            ]
+            adds.append(f"#e.{r}.#a :one")
+            removes.append(f"#e.{r}.lease_until")
+            if out.message_id:
+                values[f":m{n}"] = out.message_id
+                sets.append(f"#e.{r}.message_id = :m{n}")
+            if out.reason:
+                values[f":why{n}"] = out.reason[:500]
+                sets.append(f"#e.{r}.reason = :why{n}")
+            if out.next_due is not None:
+                dues.append(out.next_due)
+                if out.status == "held":  # when the sweeper checks the domain again
+                    values[f":ck{n}"] = out.next_due
+                    sets.append(f"#e.{r}.check_at = :ck{n}")
+            states[role] = {"status": out.status, "retryable": out.retryable}
+        if all(is_final(states[r]) for r in ROLES):
+            removes += ["outbox", "due_at"]
+        elif dues:
+            values[":pending"] = "pending"
+            values[":due"] = min(dues)
+            sets += ["outbox = :pending", "due_at = :due"]
+        expr = f"SET {', '.join(sets)} ADD {', '.join(adds)} REMOVE {', '.join(removes)}"
+        update = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": f"order#{oid}"}},
+            "UpdateExpression": expr,
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": ddb.dump(values),
         }
-        if message_id:
-            # The index first (an idempotent put), then the order: no transaction, because two
-            # concurrent transactions on one order item (merchant + customer) would cancel
-            # each other with TransactionConflict on real DynamoDB.
-            index = {
-                "pk": f"sesmsg#{message_id}",
-                "kind": "sesmsg",
-                "order_id": order_id,
-                "role": role,
-                "created_at": now,
+        index = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": ddb.dump(
+                        {
+                            "pk": f"sesmsg#{out.message_id}",
+                            "kind": "sesmsg",
+                            "order_id": oid,
+                            "role": role,
+                            "created_at": now,
+                        }
+                    ),
+                }
             }
-            self._call("put_item", TableName=self.table, Item=self._dump(index))
-        self._call("update_item", **update["Update"])
+            for role, out in outcomes.items()
+            if out.message_id
+        ]
+        for attempt in range(FINAL_WRITE_ATTEMPTS):
+            try:
+                if index:
+                    ddb.call(
+                        self.ddb, "transact_write_items", TransactItems=[{"Update": update}, *index]
+                    )
+                else:
+                    ddb.call(self.ddb, "update_item", **update)
+                return
+            except Exception as e:
+                gone = ddb.is_condition_failure(e) or any(
+                    r.get("Code") == "ConditionalCheckFailed" for r in ddb.cancellation_reasons(e)
+                )
+                if gone:
+                    raise StoreUnavailable(f"record_sends: order {oid} not found") from e
+                if attempt + 1 == FINAL_WRITE_ATTEMPTS:
+                    raise StoreUnavailable(f"record_sends: {ddb.error_code(e) or e}") from e
 
     def close_outbox_if_done(self, order_id: str) -> bool:
-        """Take the order out of the outbox index once every email is final
-        (sent, delivered, suppressed, or failed and not retryable)."""
-        from botocore.exceptions import ClientError
-
+        """Take the order out of the outbox index once every email is final (the sweeper's
+        tidy-up for orders whose emails were finished elsewhere)."""
         values: dict[str, Any] = {f":f{i}": s for i, s in enumerate(FINAL_STATUSES)}
         values.update({":failed": "failed", ":no": False})
         final = ", ".join(k for k in values if k.startswith(":f") and k != ":failed")
@@ -222,56 +304,34 @@ class OrderStore:
             for r in ROLES
         )
         try:
-            self._call(
+            ddb.call(
+                self.ddb,
                 "update_item",
                 TableName=self.table,
                 Key={"pk": {"S": f"order#{order_id}"}},
                 UpdateExpression="REMOVE outbox, due_at",
                 ConditionExpression=f"attribute_exists(pk) AND {cond}",
                 ExpressionAttributeNames={"#e": "emails", "#s": "status"},
-                ExpressionAttributeValues=self._dump(values),
+                ExpressionAttributeValues=ddb.dump(values),
             )
             return True
-        except ClientError:
-            return False
-
-    def find_by_message_id(self, message_id: str) -> dict[str, Any] | None:
-        return self.get(f"sesmsg#{message_id}", consistent=False)
-
-    def mark_delivered(self, message_id: str, recipient: str, when: float) -> bool:
-        """SES said `message_id` was delivered: mark that email of its order `delivered`."""
-        from botocore.exceptions import ClientError
-
-        index = self.get(f"sesmsg#{message_id}")
-        if index is None:
-            return False
-        try:
-            self._call(
-                "update_item",
-                TableName=self.table,
-                Key={"pk": {"S": f"order#{index['order_id']}"}},
-                UpdateExpression="SET #e.#r.#s = :d, #e.#r.delivered_at = :w",
-                ConditionExpression="#e.#r.message_id = :m",
-                ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
-                ExpressionAttributeValues=self._dump(
-                    {":d": "delivered", ":w": int(when), ":m": message_id}
-                ),
-            )
-        except ClientError:
-            return False
-        return True
+        except Exception as e:
+            if ddb.is_condition_failure(e):
+                return False
+            raise
 
     def outbox_due(self, now: int, limit: int = 100) -> list[str]:
         """Order ids whose emails are not all final and whose due time has passed."""
-        r = self._call(
+        r = ddb.call(
+            self.ddb,
             "query",
             TableName=self.table,
             IndexName="outbox",
             KeyConditionExpression="outbox = :p AND due_at <= :now",
-            ExpressionAttributeValues=self._dump({":p": "pending", ":now": now}),
+            ExpressionAttributeValues=ddb.dump({":p": "pending", ":now": now}),
             Limit=limit,
         )
-        return [self._load(i)["pk"].split("#", 1)[1] for i in r.get("Items", [])]
+        return [ddb.load(i)["pk"].split("#", 1)[1] for i in r.get("Items", [])]
 
     def claim(
         self, order_id: str, role: str, observed: dict[str, Any], now: int, lease_seconds: int
@@ -280,8 +340,6 @@ class OrderStore:
 
         Two sweepers reading the same state race on this conditional update: one wins.
         """
-        from botocore.exceptions import ClientError
-
         names = {"#e": "emails", "#r": role, "#s": "status", "#a": "attempts", "#l": "lease_until"}
         values: dict[str, Any] = {
             ":sending": "sending",
@@ -296,42 +354,60 @@ class OrderStore:
         else:
             cond += " AND attribute_not_exists(#e.#r.#l)"
         try:
-            self._call(
+            ddb.call(
+                self.ddb,
                 "update_item",
                 TableName=self.table,
                 Key={"pk": {"S": f"order#{order_id}"}},
                 UpdateExpression="SET #e.#r.#s = :sending, #e.#r.#l = :until",
                 ConditionExpression=cond,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=self._dump(values),
+                ExpressionAttributeValues=ddb.dump(values),
             )
-        except ClientError:
-            return False
+        except Exception as e:
+            if ddb.is_condition_failure(e):
+                return False
+            raise
         return True
 
+    # --- SES feedback -------------------------------------------------------------------
+    def find_by_message_id(self, message_id: str) -> dict[str, Any] | None:
+        return self.get(f"sesmsg#{message_id}", consistent=False)
+
+    def mark_delivered(self, message_id: str, recipient: str, when: float) -> bool:
+        """SES said `message_id` was delivered: mark that email of its order `delivered`.
+        Idempotent (a redelivered notification writes the same values)."""
+        index = self.get(f"sesmsg#{message_id}")
+        if index is None:
+            return False
+        try:
+            ddb.call(
+                self.ddb,
+                "update_item",
+                TableName=self.table,
+                Key={"pk": {"S": f"order#{index['order_id']}"}},
+                UpdateExpression="SET #e.#r.#s = :d, #e.#r.delivered_at = :w",
+                ConditionExpression="#e.#r.message_id = :m",
+                ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
+                ExpressionAttributeValues=ddb.dump(
+                    {":d": "delivered", ":w": int(when), ":m": message_id}
+                ),
+            )
+        except Exception as e:
+            if ddb.is_condition_failure(e):
+                return False
+            raise
+        return True
+
+    # --- local tooling ------------------------------------------------------------------
     def scan_orders(self, limit: int = 500) -> list[dict[str, Any]]:
         """Every order (local tooling and tests only: a scan)."""
         out: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table}
         while True:
-            r = self._call("scan", **kwargs)
-            out.extend(self._load(i) for i in r.get("Items", []))
+            r = ddb.call(self.ddb, "scan", **kwargs)
+            out.extend(ddb.load(i) for i in r.get("Items", []))
             if "LastEvaluatedKey" not in r or len(out) >= limit:
                 break
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
         return [o for o in out if o.get("kind") == "order"][:limit]
-
-
-def _plain(value: Any) -> Any:
-    """Decimals from DynamoDB back to int/float, recursively."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, set):
-        return {_plain(v) for v in value}
-    return value

@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from chalicelib import ddb
+
 SUPPRESSION_PREFIX = "sup#"
 TRANSIENT_PREFIX = "tb#"
 REASONS = ("bounce", "complaint", "transient")
@@ -51,35 +53,29 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _from_av(av: dict[str, Any]) -> Any:
-    """Decode one DynamoDB attribute value (the subset this table uses)."""
-    if "S" in av:
-        return av["S"]
-    if "N" in av:
-        n = float(av["N"])
-        return int(n) if n.is_integer() else n
-    if "BOOL" in av:
-        return bool(av["BOOL"])
-    if "M" in av:
-        return {k: _from_av(v) for k, v in av["M"].items()}
-    if "L" in av:
-        return [_from_av(v) for v in av["L"]]
-    if "SS" in av:
-        return sorted(av["SS"])
-    if "NULL" in av:
-        return None
-    raise ValueError(f"unsupported attribute type {sorted(av)}")
-
-
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _from_av(v) for k, v in item.items()}
+    return ddb.load(item)
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+def keys_for(email: str) -> list[str]:
+    """Every pk an active suppression of `email` may be stored under (one today)."""
+    try:
+        return [_key(email)]
+    except ValueError:
+        return []
+
+
+def active(record: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """`record` (a decoded item) if it suppresses at `now`, else None (absent or expired:
+    DynamoDB's TTL deletion is lazy, up to days late)."""
+    if not record:
+        return None
+    expires_at = record.get("expires_at")
+    if expires_at is not None and float(expires_at) <= now:
+        return None
+    found = dict(record)
+    found.pop("pk", None)
+    return found
 
 
 class SuppressionStore:
@@ -88,6 +84,10 @@ class SuppressionStore:
     def __init__(self, ddb_client: Any, table: str) -> None:
         self._ddb = ddb_client
         self._table = table
+
+    @property
+    def table(self) -> str:
+        return self._table
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -105,14 +105,7 @@ class SuppressionStore:
             TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
         )
         item = resp.get("Item")
-        if not item:
-            return None
-        record = _from_item(item)
-        expires_at = record.get("expires_at")
-        if expires_at is not None and float(expires_at) <= now:
-            return None  # expired; DynamoDB's TTL sweep just hasn't deleted it yet
-        record.pop("pk", None)
-        return record
+        return active(_from_item(item), now) if item else None
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -148,7 +141,7 @@ class SuppressionStore:
                 ExpressionAttributeValues={":exp": {"N": _num(expires_at)}},
             )
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if ddb.is_condition_failure(exc):
                 return False
             raise
         return True
@@ -235,7 +228,7 @@ class SuppressionStore:
             try:
                 self._ddb.put_item(**kwargs)
             except Exception as exc:
-                if _is_condition_failure(exc):
+                if ddb.is_condition_failure(exc):
                     continue  # someone else counted concurrently: re-read and retry
                 raise
             count = len(hits)

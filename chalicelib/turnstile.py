@@ -6,9 +6,9 @@ session is kept for the life of the process.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
+from functools import cached_property
 from typing import Any, NoReturn
 
 from chalicelib.obs import log
@@ -70,27 +70,23 @@ class TurnstileClient:
         self.hostnames = tuple(h.strip().lower() for h in hostnames if h.strip())
         self.action = action
         self.timeout = timeout
-        self._session: Any = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the secret
         return f"TurnstileClient(verify_url={self.verify_url!r}, hostnames={self.hostnames!r})"
 
     def _http(self) -> Any:
-        session = self._session
-        if session is None:
-            with self._lock:
-                session = self._session
-                if session is None:
-                    import requests
-                    from requests.adapters import HTTPAdapter
+        return self._session
 
-                    session = requests.Session()
-                    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=10, max_retries=0)
-                    session.mount("https://", adapter)
-                    session.mount("http://", adapter)
-                    session.headers["User-Agent"] = "order-app-turnstile/1"
-                    self._session = session
+    @cached_property
+    def _session(self) -> Any:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=10, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers["User-Agent"] = "order-app-turnstile/1"
         return session
 
     def verify(self, token: str | None, remote_ip: str | None, idempotency_key: str | None) -> None:

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     _use_local_stack()
 
-    from chalicelib.wiring import feedback_from_sns, run_sweeper
+    from chalicelib.services import handle_feedback, run_sweeper
 
     if a.cmd == "feed":
         event = json.loads(Path(a.path).read_text(encoding="utf-8"))
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         for record in event.get("Records", []):
             if isinstance(record, dict) and isinstance(record.get("Sns"), dict):
                 record["Sns"].setdefault("TopicArn", TOPIC)
-        result: Any = feedback_from_sns(event)
+        result: Any = handle_feedback(event)
     elif a.cmd in ("bounce", "complaint"):
-        result = feedback_from_sns(
+        result = handle_feedback(
             sns_event(synthetic(a.cmd, a.address, a.cmd == "bounce" and a.transient))
         )
     elif a.cmd == "sweep":

@@ -315,7 +315,7 @@ def sweep_outbox(stack: Any, ahead_s: int = 3600) -> list[dict[str, int]]:
 
     from bench.common import app_env
     from chalicelib import clock
-    from chalicelib.wiring import run_sweeper
+    from chalicelib.services import run_sweeper
 
     real_now = clock.now()
     passes = []

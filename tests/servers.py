@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,80 @@ class MotoServer:
     def sent_mail(self) -> list[dict[str, Any]]:
         """Every email moto's SES recorded, oldest first."""
         return list(self.data().get("ses", {}).get("Message", []))
+
+
+class LostResponseProxy:
+    """An HTTP proxy in front of a real server (moto) that can lose one answer.
+
+    Every request is forwarded as it is. The first request whose `X-Amz-Target` header ends
+    with `.{operation}` (e.g. "TransactWriteItems") is forwarded and *applied* by the server,
+    then its answer is held for `hold_seconds` (past the client's read timeout) and the
+    connection is closed without one: the client sees a read timeout for a write that did
+    happen, and botocore retries it. `lost` counts the answers lost; `seen` every target.
+    """
+
+    def __init__(self, upstream: str, operation: str, hold_seconds: float = 2.5) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream.rstrip("/")
+        self.operation = operation
+        self.hold_seconds = hold_seconds
+        self.lost = 0
+        self.seen: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                target = self.headers.get("X-Amz-Target", "")
+                with proxy._lock:
+                    proxy.seen.append(target)
+                    lose = target.endswith("." + proxy.operation) and proxy.lost == 0
+                    if lose:
+                        proxy.lost += 1
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                }
+                req = urllib.request.Request(
+                    proxy.upstream + self.path, data=body, method=self.command, headers=headers
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        status, rh, data = r.status, r.headers.items(), r.read()
+                except urllib.error.HTTPError as e:
+                    status, rh, data = e.code, e.headers.items(), e.read()
+                if lose:  # the write is applied; its answer never arrives
+                    time.sleep(proxy.hold_seconds)
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                for k, v in rh:
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> LostResponseProxy:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

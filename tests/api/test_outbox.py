@@ -21,6 +21,7 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from chalicelib import checkout, clock, ids
 from chalicelib.outbox import sweep
+from chalicelib.services import services
 from chalicelib.store import ROLES
 from tests.helpers import CUSTOMER_EMAIL, error_of, order_body, post_order
 from tests.plugins.feedback import bounce_message, complaint_message, load_ses_event, ses_event
@@ -82,7 +83,7 @@ class Faults:
 
 
 def ses_client() -> Any:
-    return checkout.services().mailer.ses
+    return services().mailer.ses
 
 
 def mail_by_order(aws: Any) -> dict[str, Counter[str]]:
@@ -105,7 +106,7 @@ def later(seconds: int) -> Any:
 
 
 def test_crash_between_persist_and_send_is_sent_by_sweeper(outbox_env: Any) -> None:
-    svc = checkout.services()
+    svc = services()
     req_body = order_body()
     from chalicelib.catalog import load_catalog
     from chalicelib.orders import parse_order, request_hash
@@ -113,11 +114,11 @@ def test_crash_between_persist_and_send_is_sent_by_sweeper(outbox_env: Any) -> N
     req = parse_order(req_body, load_catalog(), test_environment=True)
     now = int(clock.now().timestamp())
     outcome = svc.store.create(
-        checkout.build_order(req, None, request_hash(req_body), now, [], 30),
+        checkout.order_builder(req, None, request_hash(req_body), now, [], 30),
         ids.new_order_id,
         None,
-        request_hash(req_body),
         now,
+        checkout.response_body,
     )
     oid = outcome.order["order_id"]  # type: ignore[index]
     # the process "died" here: nothing sent, both emails leased as `sending`
@@ -142,7 +143,7 @@ def test_throttled_send_is_retried_later_with_attempts_recorded(outbox_env: Any)
     finally:
         client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="t")
     assert r.status == 201
-    svc = checkout.services()
+    svc = services()
     order = svc.store.get_order(r.body["order_id"])
     assert order is not None
     for role in ROLES:
@@ -166,7 +167,7 @@ def test_gives_up_after_max_attempts_with_metric(
     client.meta.events.register("before-send.sesv2.SendEmail", server_error, unique_id="e")
     try:
         r = place(order_body())
-        svc = checkout.services()
+        svc = services()
         for i in range(5):
             with later(10 * (i + 1)):
                 sweep(svc)
@@ -216,7 +217,7 @@ def test_merchant_suppressed_order_stands_alert_not_sent(client: Any, aws: Any) 
     client.lambda_.invoke("handle_ses_feedback", ses_event(bounce_message(MERCHANT)))
     r = post_order(client, order_body())
     assert r.status_code == 201
-    order = checkout.services().store.get_order(json.loads(r.body)["order_id"])
+    order = services().store.get_order(json.loads(r.body)["order_id"])
     assert order is not None
     assert order["emails"]["merchant"]["status"] == "suppressed"
     assert order["emails"]["customer"]["status"] == "sent"
@@ -226,7 +227,7 @@ def test_merchant_suppressed_order_stands_alert_not_sent(client: Any, aws: Any) 
 def test_delivery_marks_the_email_delivered(client: Any, aws: Any) -> None:
     r = post_order(client, order_body())
     oid = json.loads(r.body)["order_id"]
-    order = checkout.services().store.get_order(oid)
+    order = services().store.get_order(oid)
     assert order is not None
     msg_id = order["emails"]["customer"]["message_id"]
     delivery = load_ses_event("delivery")
@@ -235,7 +236,7 @@ def test_delivery_marks_the_email_delivered(client: Any, aws: Any) -> None:
     message["delivery"]["recipients"] = [CUSTOMER_EMAIL]
     summary = client.lambda_.invoke("handle_ses_feedback", ses_event(message)).payload
     assert summary["delivery"] == 1
-    order = checkout.services().store.get_order(oid)
+    order = services().store.get_order(oid)
     assert order is not None
     assert order["emails"]["customer"]["status"] == "delivered"
     assert order["emails"]["merchant"]["status"] == "sent"
@@ -254,7 +255,7 @@ def test_fault_injection_run_loses_nothing_and_sends_nothing_twice(outbox_env: A
     faults = Faults(rate=0.3)
     client = ses_client()
     client.meta.events.register("before-send.sesv2.SendEmail", faults, unique_id="faults")
-    svc = checkout.services()
+    svc = services()
     stop = threading.Event()
     sweeps: Counter[str] = Counter()
 
@@ -295,24 +296,31 @@ def test_fault_injection_run_loses_nothing_and_sends_nothing_twice(outbox_env: A
     print(f"faults injected: {dict(faults.injected)}; sweeps: {dict(sweeps)}")
 
 
-def test_store_fault_after_persist_is_still_201_and_the_sweeper_finishes(outbox_env: Any) -> None:
-    """Found by the load test: a DynamoDB timeout in the send step escaped as a 500 although
-    the order was stored. Now the order stands (201) and the sweeper sends what is left."""
+def test_store_fault_after_persist_is_still_201_and_the_status_write_is_retried(
+    outbox_env: Any,
+) -> None:
+    """Found by the load test: a DynamoDB timeout after the order was stored escaped as a 500.
+    Now the order stands (201), and the one write that records both sends is retried: a
+    whole botocore call (3 attempts) timing out does not lose the message ids."""
+    calls = {"n": 0}
 
-    def merchant_lookup_times_out(request: Any, **_: Any) -> None:
-        if b"sup#merchant@" in (request.body or b""):
+    def final_write_times_out(request: Any, **_: Any) -> None:
+        if b"sesmsg#" in (request.body or b"") and calls["n"] < 3:  # injected fault
+            calls["n"] += 1
             raise ReadTimeoutError(endpoint_url=request.url)
 
-    svc = checkout.services()
+    svc = services()
     ddb = svc.store.ddb
-    ddb.meta.events.register("before-send.dynamodb.GetItem", merchant_lookup_times_out, "mt")
+    ddb.meta.events.register("before-send.dynamodb.TransactWriteItems", final_write_times_out, "ft")
     try:
         r = place(order_body())
     finally:
-        ddb.meta.events.unregister("before-send.dynamodb.GetItem", unique_id="mt")
-    assert r.status == 201
+        ddb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", unique_id="ft")
+    assert r.status == 201 and calls["n"] == 3
     oid = r.body["order_id"]
-    assert mail_by_order(outbox_env)[oid] == Counter({"customer": 1})
-    with later(31):
-        assert sweep(svc)["sent"] == 1
     assert mail_by_order(outbox_env)[oid] == Counter({"merchant": 1, "customer": 1})
+    order = svc.store.get_order(oid)
+    assert order is not None and "outbox" not in order
+    assert {order["emails"][role]["status"] for role in ROLES} == {"sent"}
+    with later(31):
+        assert sweep(svc)["claimed"] == 0  # recorded: nothing is sent twice

@@ -1,0 +1,143 @@
+"""The composition root: settings -> adapters, and the entry points of the non-HTTP handlers.
+
+`Services` builds each adapter (boto3 clients, stores, mailer, Turnstile, DNS, the shared
+thread pool) on first use, for one set of settings; `services()` returns the one for the
+current environment. Nothing else in chalicelib builds adapters, and no module imports
+`checkout` (the use case): the dependencies point one way, app.py -> checkout -> the rest.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import aws, clock
+from chalicelib.obs import log
+from chalicelib.settings import Settings, load
+
+if TYPE_CHECKING:
+    from chalicelib.mail import Mailer
+    from chalicelib.recipients import RecipientChecker
+    from chalicelib.store import OrderStore
+    from chalicelib.suppression import SuppressionStore
+    from chalicelib.turnstile import TurnstileClient
+
+
+@cache
+def pool() -> ThreadPoolExecutor:
+    """A small shared pool for the concurrent checks and sends of a request."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+
+
+def secret(settings: Settings, value: str, param: str) -> str:
+    """A secret from the environment, else from its SSM SecureString parameter."""
+    if value or not param:
+        return value
+    from chalicelib.edge import get_parameter
+
+    return get_parameter(settings.region, settings.aws_endpoint_url, param)
+
+
+class Services:
+    """Adapters for one set of settings, each created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        return pool()
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return aws.client("dynamodb", self.settings)
+
+    @cached_property
+    def store(self) -> OrderStore:
+        from chalicelib.store import OrderStore
+
+        return OrderStore(self.dynamodb, self.settings.orders_table)
+
+    @cached_property
+    def suppression(self) -> SuppressionStore:
+        from chalicelib.suppression import SuppressionStore
+
+        return SuppressionStore(self.dynamodb, self.settings.suppression_table)
+
+    @cached_property
+    def turnstile(self) -> TurnstileClient:
+        from chalicelib.turnstile import TurnstileClient
+
+        s = self.settings
+        return TurnstileClient(
+            secret(s, s.turnstile_secret, s.turnstile_secret_param),
+            s.turnstile_verify_url,
+            s.turnstile_hostnames,
+            s.turnstile_action,
+            s.turnstile_timeout,
+        )
+
+    @cached_property
+    def recipients(self) -> RecipientChecker:
+        from chalicelib.recipients import DisposableDomains, DnsChecker, RecipientChecker
+
+        s = self.settings
+        return RecipientChecker(
+            DnsChecker(s.dns_nameservers, s.dns_timeout),
+            DisposableDomains(),
+            test_environment=s.email_test_environment,
+            dns_fail_open=s.dns_fail_open,
+        )
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        from chalicelib.mail import Mailer
+
+        s = self.settings
+        return Mailer(aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set)
+
+
+_current: list[Services] = []
+
+
+def services() -> Services:
+    """The Services for the current settings (rebuilt only when the settings change)."""
+    settings = load()
+    if not _current or _current[0].settings != settings:
+        _current[:] = [Services(settings)]
+    return _current[0]
+
+
+# --- the non-HTTP handlers -------------------------------------------------------------------
+class FeedbackNotStored(Exception):
+    """Some notification could not be stored (DynamoDB/IAM fault): raising makes Lambda retry
+    the event (twice), then hand it to the DLQ. Re-processing is idempotent."""
+
+
+def handle_feedback(event: dict[str, Any]) -> dict[str, int]:
+    """One SNS Lambda event of SES notifications. Malformed records are dropped with a log
+    line; an infrastructure error raises after every record was tried."""
+    from chalicelib.feedback import FeedbackConfig, handle_sns_event
+
+    svc = services()
+    s = svc.settings
+    config = FeedbackConfig(
+        topic_arn=s.ses_feedback_topic_arn,
+        transient_limit=s.transient_bounce_limit,
+        transient_window_seconds=s.transient_bounce_window_days * 86400,
+        temporary_suppression_seconds=s.temporary_suppression_days * 86400,
+    )
+    counts = handle_sns_event(
+        event, svc.suppression, config, svc.store.mark_delivered, clock.now().timestamp()
+    )
+    if counts.get("error"):
+        log("feedback_retry", "error", errors=counts["error"], records=counts.get("records", 0))
+        raise FeedbackNotStored(f"{counts['error']} notification(s) not stored")
+    return counts
+
+
+def run_sweeper(budget_seconds: float | None = None) -> dict[str, int]:
+    from chalicelib.outbox import sweep
+
+    return sweep(services(), budget_seconds=budget_seconds)
