@@ -4,10 +4,10 @@
     validate and price    -> 422 validation_failed (the client's prices are never read)
     honeypot              -> a believable 201, nothing stored or sent
     business hours        -> 422 closed
-    look up || verify     -> one BatchGetItem (idempotency record, suppression of every
-                             recipient, rate-limit windows) alongside Turnstile and the
-                             recipient's DNS check
+    look up || DNS        -> one BatchGetItem (idempotency record, suppression of every
+                             recipient, rate-limit windows) alongside the recipient's DNS
     replay                -> the stored response (201) or 409 for a different body
+    Turnstile             -> started only now (a replay doesn't spend the token)
     judge                 -> 429 / 403 / 422 / 503, in that order
     create                -> one transaction: order + idempotency record + the counters
                              (counted only now: after the bot check, and only if written)
@@ -85,10 +85,10 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
     digest = request_hash(submission_fields(body))
     try:
-        known, bot, rcpt = look_up_and_verify(svc, req, key, ip, now)
-        replay = replayed(svc, known, key, digest, now)
-        if replay is not None:
-            return replay
+        looked = look_up_and_verify(svc, req, key, ip, now, digest)
+        if isinstance(looked, Result):  # a replay: the stored response
+            return looked
+        known, bot, rcpt = looked
         flags = judge(svc, req, known, bot, rcpt)
         order = create_order(svc, req, key, digest, now, flags, known)
         if isinstance(order, Result):  # a concurrent request with this key won the race
@@ -155,13 +155,17 @@ def check_hours(svc: Services, now: datetime) -> None:
 
 
 def look_up_and_verify(
-    svc: Services, req: OrderRequest, key: str | None, ip: str | None, now: int
-) -> tuple[Known, Future[None], Future[Any]]:
-    """Start Turnstile and the recipient check, and meanwhile read everything this order
-    needs from DynamoDB in one BatchGetItem. Returns the reads and the two running checks."""
-    bot = svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
+    svc: Services, req: OrderRequest, key: str | None, ip: str | None, now: int, digest: str
+) -> Result | tuple[Known, Future[None], Future[Any]]:
+    """Read everything this order needs from DynamoDB in one BatchGetItem while the
+    recipient's DNS check runs; then, unless it is a replay, start Turnstile (a replay
+    neither spends the shopper's token nor waits for Cloudflare)."""
     rcpt = svc.pool.submit(svc.recipients.check, req.email)
     known = read_known(svc, req, key, ip, now)
+    replay = replayed(svc, known, key, digest, now)
+    if replay is not None:
+        return replay
+    bot = svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
     return known, bot, rcpt
 
 

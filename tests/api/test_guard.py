@@ -196,7 +196,8 @@ def test_rate_limit_per_email_and_replays_do_not_count(
     r = post_order(client, order_body(name="Third Order"))
     assert r.status_code == 429
     err = error_of(r)
-    assert err["code"] == "rate_limited" and 0 < err["retry_after"] <= 600
+    # sliding window: the earlier window still weighs in, so the wait can pass one window
+    assert err["code"] == "rate_limited" and 0 < err["retry_after"] <= 2 * 600
     assert len(_rows(aws)) == 2
     assert "rate_limited_email" in _rejections(capsys.readouterr().out)
 
