@@ -51,15 +51,13 @@ def status_label(status: str) -> str:
 
 
 def _when(epoch: Any, tz: str) -> str:
-    """Epoch seconds -> `Tuesday 1 December 2026, 3:04 PM` in the shop's timezone."""
+    """Epoch seconds -> `Tuesday 1 December 2026, 3:04 PM EST` in the shop's timezone."""
     try:
         dt = datetime.fromtimestamp(int(epoch), UTC).astimezone(ZoneInfo(tz))
-    except (TypeError, ValueError, OverflowError, OSError):
+    except (TypeError, ValueError, KeyError, OverflowError, OSError):
         return ""
-    hour = dt.hour % 12 or 12
-    return (
-        f"{human_day(dt.date())} {dt.year}, {hour}:{dt.minute:02d} {'AM' if dt.hour < 12 else 'PM'}"
-    )
+    hour, half = dt.hour % 12 or 12, "AM" if dt.hour < 12 else "PM"
+    return f"{human_day(dt.date())} {dt.year}, {hour}:{dt.minute:02d} {half} {dt.tzname()}"
 
 
 def _day(value: Any) -> str:

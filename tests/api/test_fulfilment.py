@@ -65,6 +65,7 @@ def assert_page(r: Any, status: int) -> str:
     assert page.startswith("<!doctype html>")
     assert '<link rel="stylesheet" href="/css/pages.css">' in page
     assert "<script" not in page.lower() and "style=" not in page.lower() and "<style" not in page
+    assert not re.search(r"\son[a-z]+\s*=", page), "inline event handler"
     assert "Traceback" not in page
     return page
 
@@ -254,6 +255,24 @@ def test_valid_token_for_a_missing_order_is_404(client: Any, ddb: Any) -> None:
 def test_an_idempotency_record_is_not_an_order(client: Any, ddb: Any) -> None:
     seed_order(ddb, kind="idem")
     assert_page(get(client, f"/o/{action_tok('confirm')}"), 404)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["%00", "..%2F..%2Fs", "%ff%fe", "a" * 5000, "a.b", "%F0%9F%8D%8A.x", "x%0d%0aSet-Cookie:a"],
+)
+def test_odd_paths_are_403_pages(client: Any, ddb: Any, token: str) -> None:
+    seed_order(ddb)
+    for r in (get(client, f"/o/{token}"), post(client, token, {"action": "confirm"}),
+              get(client, f"/s/{token}")):  # fmt: skip
+        assert_page(r, 403)
+    assert stored(ddb)["status"] == "accepted"
+
+
+def test_times_are_shown_in_the_shops_timezone(client: Any, ddb: Any) -> None:
+    seed_order(ddb, created_at=1_796_000_000)  # 2026-11-30 00:53:20 UTC
+    page = assert_page(get(client, f"/s/{links.status_token(OID, SECRET, T0)}"), 200)
+    assert "Sunday 29 November 2026, 7:53 PM EST" in page
 
 
 # --- junk forms ------------------------------------------------------------------------------
