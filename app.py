@@ -120,3 +120,40 @@ def sweep_outbox(event: Any) -> dict[str, int]:
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
     budget = max(1.0, remaining() / 1000 - 30) if callable(remaining) else None
     return run_sweeper(budget)
+
+
+# === issue 14: order links (fulfilment from the merchant's inbox) ============================
+# GET never changes anything (mail scanners fetch links); only the POST from the page acts.
+# HTML pages, never a stack trace: chalicelib/fulfilment.py does the work.
+
+
+def _html(page: Any) -> Response:
+    return Response(body=page.html, status_code=page.status, headers=dict(page.headers))
+
+
+@app.route("/o/{token}", methods=["GET"], cors=False)
+def get_order_action(token: str) -> Response:
+    from chalicelib import fulfilment
+
+    return _html(fulfilment.safely(lambda: fulfilment.default().show_action(token)))
+
+
+@app.route("/o/{token}", methods=["POST"], content_types=["*/*"], cors=False)
+def post_order_action(token: str) -> Response:
+    from chalicelib import fulfilment
+
+    req = _request()
+    raw = req.raw_body or b""
+    body = raw if isinstance(raw, bytes) else str(raw).encode()
+    ctype = _headers().get("content-type", "")
+    return _html(fulfilment.safely(lambda: fulfilment.default().do_action(token, body, ctype)))
+
+
+@app.route("/s/{token}", methods=["GET"], cors=False)
+def get_order_status(token: str) -> Response:
+    from chalicelib import fulfilment
+
+    return _html(fulfilment.safely(lambda: fulfilment.default().show_status(token)))
+
+
+# === end issue 14 ============================================================================
