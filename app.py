@@ -134,26 +134,29 @@ def _html(page: Any) -> Response:
 @app.route("/o/{token}", methods=["GET"], cors=False)
 def get_order_action(token: str) -> Response:
     from chalicelib import fulfilment
+    from chalicelib.services import services
 
-    return _html(fulfilment.safely(lambda: fulfilment.default().show_action(token)))
+    return _html(fulfilment.safely(lambda: services().fulfilment.show_action(token)))
 
 
 @app.route("/o/{token}", methods=["POST"], content_types=["*/*"], cors=False)
 def post_order_action(token: str) -> Response:
     from chalicelib import fulfilment
+    from chalicelib.services import services
 
     req = _request()
     raw = req.raw_body or b""
     body = raw if isinstance(raw, bytes) else str(raw).encode()
     ctype = _headers().get("content-type", "")
-    return _html(fulfilment.safely(lambda: fulfilment.default().do_action(token, body, ctype)))
+    return _html(fulfilment.safely(lambda: services().fulfilment.do_action(token, body, ctype)))
 
 
 @app.route("/s/{token}", methods=["GET"], cors=False)
 def get_order_status(token: str) -> Response:
     from chalicelib import fulfilment
+    from chalicelib.services import services
 
-    return _html(fulfilment.safely(lambda: fulfilment.default().show_status(token)))
+    return _html(fulfilment.safely(lambda: services().fulfilment.show_status(token)))
 
 
 # === end issue 14 ============================================================================

@@ -32,8 +32,6 @@ from chalicelib.tokens import fingerprint
 
 MAX_FORM_BYTES = 8 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
-# Local/test stage only: a fixed, public dev value (cloud stages must set LINK_SECRET / SSM).
-LOCAL_LINK_SECRET = "local-dev-link-secret-not-for-production"  # nosec B105
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
@@ -60,14 +58,6 @@ class FormInvalid(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def link_secret() -> bytes:
-    """LINK_SECRET from the environment, read on use; the local stage has a dev default."""
-    value = os.environ.get("LINK_SECRET", "")
-    if not value and os.environ.get("STAGE", "local") == "local":
-        value = LOCAL_LINK_SECRET
-    return value.encode()
 
 
 def clean_reason(raw: str) -> str:
@@ -282,23 +272,6 @@ def _epoch_now() -> int:
     from chalicelib import clock
 
     return int(clock.now().timestamp())
-
-
-def default() -> Fulfilment:
-    """Built from settings on each call (cheap; the boto3 client is cached in chalicelib.aws).
-    The lead will move this into chalicelib/services.py."""
-    from chalicelib import aws
-    from chalicelib.settings import load
-
-    s = load()
-    ttl = os.environ.get("LINK_TTL_DAYS", "")
-    return Fulfilment(
-        Lifecycle(aws.client("dynamodb", s), s.orders_table),
-        link_secret(),
-        shop_name=s.shop_name,
-        timezone=s.shop_timezone,
-        ttl_days=int(ttl) if ttl.isdigit() and int(ttl) > 0 else 14,
-    )
 
 
 def safely(fn: Callable[[], Page]) -> Page:

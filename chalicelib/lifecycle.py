@@ -16,34 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-# --- the DynamoDB codec (one place; chalicelib/ddb.py will replace it) ------------------------
-def _codec() -> tuple[Any, Any]:
-    """(encode, decode) for a whole item: plain Python <-> DynamoDB JSON; numbers come back as
-    int (or float when fractional), never Decimal."""
-    from decimal import Decimal
-
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-    ser, de = TypeSerializer(), TypeDeserializer()
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, Decimal):
-            return int(v) if v == v.to_integral_value() else float(v)
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        return v
-
-    def encode(item: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: ser.serialize(v) for k, v in item.items()}
-
-    def decode(raw: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: plain(de.deserialize(v)) for k, v in raw.items()}
-
-    return encode, decode
-
+from chalicelib import ddb
+from chalicelib.ddb import StoreUnavailable
 
 # --- the state machine (pure) ---------------------------------------------------------------
 STATUSES = ("accepted", "confirmed", "out_for_delivery", "delivered", "cancelled")
@@ -84,12 +58,11 @@ class InvalidTransition(Exception):
         self.order = order
 
 
+LifecycleUnavailable = StoreUnavailable  # DynamoDB unreachable or refused (503)
+
+
 class OrderNotFound(Exception):
     pass
-
-
-class LifecycleUnavailable(Exception):
-    """DynamoDB could not be reached or refused the call (-> 503)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +84,7 @@ class Lifecycle:
     def __init__(self, ddb_client: Any, table: str) -> None:
         self.ddb = ddb_client
         self.table = table
-        self._encode, self._decode = _codec()
+        self._encode, self._decode = ddb.dump, ddb.load
 
     # --- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -119,17 +92,7 @@ class Lifecycle:
         return {"pk": {"S": f"order#{order_id}"}}
 
     def _call(self, name: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.ddb, name)(**kwargs)
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise
-            raise LifecycleUnavailable(f"{name}: {code}") from e
-        except BotoCoreError as e:
-            raise LifecycleUnavailable(f"{name}: {type(e).__name__}") from e
+        return ddb.call(self.ddb, name, **kwargs)
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         r = self._call(
@@ -180,7 +143,7 @@ class Lifecycle:
         raise InvalidTransition(action, current, order)
 
     def _old(self, raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        return self._decode(raw) if raw else None
+        return self._decode(dict(raw)) if raw else None
 
     # --- the one public operation ---------------------------------------------------------
     def apply(

@@ -76,11 +76,33 @@ def safe_header(value: str) -> str:
     return value
 
 
-def render(order: dict[str, Any], role: str, *, shop_name: str, merchant_email: str) -> Email:
-    """Build the merchant alert or the customer receipt for a stored order."""
+ACTION_LABELS = {
+    "confirm": "Confirm the order",
+    "dispatch": "Mark it out for delivery",
+    "deliver": "Mark it delivered",
+    "cancel": "Cancel the order",
+}
+
+
+def render(
+    order: dict[str, Any],
+    role: str,
+    *,
+    shop_name: str,
+    merchant_email: str,
+    actions: dict[str, str] | None = None,
+    status_url: str = "",
+) -> Email:
+    """Build the merchant alert (with its one-click `actions`: action -> signed URL) or the
+    customer receipt (with the order's `status_url`) for a stored order."""
     env = _environment()
     oid = safe_header(str(order["order_id"]))
-    ctx = {"order": order, "shop_name": shop_name}
+    ctx = {
+        "order": order,
+        "shop_name": shop_name,
+        "actions": [(ACTION_LABELS.get(a, a), url) for a, url in (actions or {}).items()],
+        "status_url": status_url,
+    }
     if role == "merchant":
         subject = f"New order {oid}"
         to, reply_to = merchant_email, order["customer"]["email"]

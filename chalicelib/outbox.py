@@ -39,10 +39,10 @@ def recipients(
 ) -> list[str]:
     """Who gets `role`'s email, suppressed addresses left out (logged: a suppressed merchant
     address is an error with its own metric and alarm)."""
-    if role == "customer":
-        wanted = [str(order["customer"]["email"])]
-    else:
+    if role == "merchant":
         wanted = list(svc.settings.merchant_emails)
+    else:  # the receipt and every status email go to the customer
+        wanted = [str(order["customer"]["email"])]
     keep = []
     for address in wanted:
         if not _suppressed(svc, address, now, known):
@@ -58,11 +58,45 @@ def recipients(
     return keep
 
 
+def render_email(svc: Any, order: dict[str, Any], role: str, now: int) -> Any:
+    """The email of `role`: the merchant alert (with one signed link per next action), the
+    receipt or a status email (with the shopper's read-only status link)."""
+    from chalicelib import links
+    from chalicelib.mail import render
+    from chalicelib.status_mail import render_status
+
+    s = svc.settings
+    oid = str(order["order_id"])
+    status_url = links.status_link(oid, s.public_base_url, svc.link_secret, now)
+    if role.startswith("status_"):
+        return render_status(
+            order,
+            role.removeprefix("status_"),
+            shop_name=s.shop_name,
+            merchant_email=s.merchant_email,
+            status_url=status_url,
+        )
+    actions = {}
+    if role == "merchant":
+        status = str(order.get("status") or "accepted")
+        actions = links.action_links(
+            oid, status, s.public_base_url, svc.link_secret, now, s.link_ttl_days
+        )
+    return render(
+        order,
+        role,
+        shop_name=s.shop_name,
+        merchant_email=s.merchant_email,
+        actions=actions,
+        status_url=status_url,
+    )
+
+
 def deliver(
     svc: Any, order: dict[str, Any], role: str, now: int, known: dict[str, bool] | None = None
 ) -> SendOutcome:
     """Send one already-claimed email; returns the outcome (recorded by the caller)."""
-    from chalicelib.mail import SendError, render
+    from chalicelib.mail import SendError
 
     s = svc.settings
     oid = order["order_id"]
@@ -71,7 +105,7 @@ def deliver(
     if not to:
         return SendOutcome("suppressed", reason="suppressed")
     try:
-        email = render(order, role, shop_name=s.shop_name, merchant_email=s.merchant_email)
+        email = render_email(svc, order, role, now)
         if role == "merchant":
             email = email.addressed_to(to)
         message_id = svc.mailer.send(email)
@@ -216,8 +250,7 @@ def sweep(svc: Any, limit: int = 100, budget_seconds: float | None = None) -> di
             continue
         counts["orders"] += 1
         claimed: list[str] = []
-        for role in ROLES:
-            state = order.get("emails", {}).get(role, {})
+        for role, state in dict(order.get("emails", {})).items():
             if state.get("status") == "held":
                 if int(state.get("check_at", 0)) > now:
                     continue
@@ -238,6 +271,6 @@ def sweep(svc: Any, limit: int = 100, budget_seconds: float | None = None) -> di
                 if status in counts:
                     counts[status] += 1
         else:
-            svc.store.close_outbox_if_done(oid)
+            svc.store.close_outbox_if_done(oid, tuple(order.get("emails", {})))
     log("outbox_swept", ms=round((time.perf_counter() - started) * 1000, 1), counts=counts)
     return counts

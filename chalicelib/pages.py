@@ -7,9 +7,9 @@ work without JavaScript under the site's CSP. Forms post back to the page's own 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,9 +42,6 @@ REFUSALS = {
 }
 DEFAULT_REFUSAL = ("This link can't be used", "The link is incomplete or not valid.")
 
-_env: Any = None
-_lock = threading.Lock()
-
 
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
@@ -67,25 +64,21 @@ def _day(value: Any) -> str:
         return ""
 
 
+@cache
 def _environment() -> Any:
-    global _env
-    if _env is None:
-        with _lock:
-            if _env is None:
-                from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-                env = Environment(
-                    loader=FileSystemLoader(str(TEMPLATES)),
-                    autoescape=True,
-                    undefined=StrictUndefined,
-                    trim_blocks=True,
-                    lstrip_blocks=True,
-                )
-                env.filters["money"] = money
-                env.filters["day"] = _day
-                env.filters["label"] = status_label
-                _env = env
-    return _env
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = money
+    env.filters["day"] = _day
+    env.filters["label"] = status_label
+    return env
 
 
 def _render(name: str, status: int, *, shop_name: str, **ctx: Any) -> Page:

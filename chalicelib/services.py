@@ -17,6 +17,7 @@ from chalicelib.obs import log
 from chalicelib.settings import Settings, load
 
 if TYPE_CHECKING:
+    from chalicelib.fulfilment import Fulfilment
     from chalicelib.mail import Mailer
     from chalicelib.recipients import RecipientChecker
     from chalicelib.store import OrderStore
@@ -96,6 +97,49 @@ class Services:
 
         s = self.settings
         return Mailer(aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set)
+
+    @cached_property
+    def link_secret(self) -> bytes:
+        """The key of the links in emails (LINK_SECRET locally, SSM in cloud stages)."""
+        s = self.settings
+        return secret(s, s.link_secret, s.link_secret_param).encode()
+
+    @cached_property
+    def fulfilment(self) -> Fulfilment:
+        """The link pages and transitions; a transition queues its status email in the same
+        write (outbox) and tries to send it at once."""
+        from chalicelib.fulfilment import Fulfilment
+        from chalicelib.lifecycle import Lifecycle, target
+        from chalicelib.status_mail import role_for
+
+        s = self.settings
+
+        def enqueue(action: str, now: int) -> dict[str, Any]:
+            lease = now + s.outbox_lease_seconds
+            return {
+                f"emails.{role_for(target(action))}": {
+                    "status": "sending",
+                    "attempts": 0,
+                    "lease_until": lease,
+                },
+                "outbox": "pending",
+                "due_at": lease,
+            }
+
+        def after_change(order: dict[str, Any], action: str) -> None:
+            from chalicelib.outbox import send_emails
+
+            send_emails(self, order, (role_for(target(action)),))
+
+        return Fulfilment(
+            Lifecycle(self.dynamodb, s.orders_table),
+            self.link_secret,
+            shop_name=s.shop_name,
+            timezone=s.shop_timezone,
+            ttl_days=s.link_ttl_days,
+            enqueue=enqueue,
+            after_change=after_change,
+        )
 
 
 _current: list[Services] = []

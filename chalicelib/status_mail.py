@@ -8,12 +8,11 @@ the recipient is the customer, Reply-To the merchant).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.delivery import human_day
-from chalicelib.mail import TEMPLATES, Email, money, safe_header
+from chalicelib.mail import Email, _environment, safe_header
 
 STATUS_EMAILS = ("confirmed", "out_for_delivery", "delivered", "cancelled")
 SUBJECTS = {
@@ -22,27 +21,6 @@ SUBJECTS = {
     "delivered": "Your {shop} order {oid} was delivered",
     "cancelled": "Your {shop} order {oid} was cancelled",
 }
-
-_env: Any = None
-_lock = threading.Lock()
-
-
-def _environment() -> Any:
-    global _env
-    if _env is None:
-        with _lock:
-            if _env is None:
-                from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-                env = Environment(
-                    loader=FileSystemLoader(str(TEMPLATES)),
-                    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
-                    undefined=StrictUndefined,
-                    keep_trailing_newline=True,
-                )
-                env.filters["money"] = money
-                _env = env
-    return _env
 
 
 def role_for(status: str) -> str:

@@ -216,7 +216,7 @@ class OrderStore:
         sets: list[str] = []
         adds: list[str] = []
         removes: list[str] = []
-        states = {r: dict(order.get("emails", {}).get(r, {})) for r in ROLES}
+        states = {r: dict(st) for r, st in order.get("emails", {}).items()}
         dues: list[int] = []
         for n, (role, out) in enumerate(outcomes.items()):
             r = f"#r{n}"
@@ -242,7 +242,7 @@ class OrderStore:
                     values[f":ck{n}"] = out.next_due
                     sets.append(f"#e.{r}.check_at = :ck{n}")
             states[role] = {"status": out.status, "retryable": out.retryable}
-        if all(is_final(states[r]) for r in ROLES):
+        if all(is_final(st) for st in states.values()):
             removes += ["outbox", "due_at"]
         elif dues:
             values[":pending"] = "pending"
@@ -293,16 +293,21 @@ class OrderStore:
                 if attempt + 1 == FINAL_WRITE_ATTEMPTS:
                     raise StoreUnavailable(f"record_sends: {ddb.error_code(e) or e}") from e
 
-    def close_outbox_if_done(self, order_id: str) -> bool:
-        """Take the order out of the outbox index once every email is final (the sweeper's
-        tidy-up for orders whose emails were finished elsewhere)."""
+    def close_outbox_if_done(self, order_id: str, roles: tuple[str, ...] = ROLES) -> bool:
+        """Take the order out of the outbox index once every email in `roles` (all the
+        order has) is final: the sweeper's tidy-up for emails finished elsewhere."""
         values: dict[str, Any] = {f":f{i}": s for i, s in enumerate(FINAL_STATUSES)}
         values.update({":failed": "failed", ":no": False})
         final = ", ".join(k for k in values if k.startswith(":f") and k != ":failed")
-        cond = " AND ".join(
-            f"(#e.{r}.#s IN ({final}) OR (#e.{r}.#s = :failed AND #e.{r}.retryable = :no))"
-            for r in ROLES
-        )
+        names = {"#e": "emails", "#s": "status"}
+        conds = []
+        for i, role in enumerate(roles or ROLES):
+            names[f"#r{i}"] = role
+            r = f"#r{i}"
+            conds.append(
+                f"(#e.{r}.#s IN ({final}) OR (#e.{r}.#s = :failed AND #e.{r}.retryable = :no))"
+            )
+        cond = " AND ".join(conds)
         try:
             ddb.call(
                 self.ddb,
@@ -311,7 +316,7 @@ class OrderStore:
                 Key={"pk": {"S": f"order#{order_id}"}},
                 UpdateExpression="REMOVE outbox, due_at",
                 ConditionExpression=f"attribute_exists(pk) AND {cond}",
-                ExpressionAttributeNames={"#e": "emails", "#s": "status"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=ddb.dump(values),
             )
             return True

@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 import pytest
 
 from chalicelib import links, tokens
-from chalicelib.fulfilment import LOCAL_LINK_SECRET, clean_reason, link_secret
+from chalicelib.fulfilment import clean_reason
+from chalicelib.settings import LOCAL_LINK_SECRET, load
 from chalicelib.status_mail import render_status
 from tests.unit.test_lifecycle import T0, sample_order, seed_order, seed_slot, slot, stored
 
@@ -360,9 +361,9 @@ def test_status_page_refuses_action_tokens_and_junk(client: Any, ddb: Any) -> No
 def test_link_secret_defaults_only_in_the_local_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINK_SECRET")
     monkeypatch.setenv("STAGE", "local")
-    assert link_secret() == LOCAL_LINK_SECRET.encode()
+    assert load().link_secret == LOCAL_LINK_SECRET
     monkeypatch.setenv("STAGE", "prod")
-    assert link_secret() == b""
+    assert load().link_secret == ""
 
 
 def test_no_secret_in_a_cloud_stage_is_503_not_a_forgeable_page(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib import ddb as codec
 from chalicelib.lifecycle import (
     ACTIONS,
     MAX_REASON_LENGTH,
@@ -15,7 +16,6 @@ from chalicelib.lifecycle import (
     Lifecycle,
     LifecycleUnavailable,
     OrderNotFound,
-    _codec,
     next_actions,
 )
 
@@ -72,7 +72,7 @@ def sample_order(order_id: str = "7MZK3Q0D9X", **overrides: Any) -> dict[str, An
 
 def seed_order(ddb: Any, table: str = "orders", **overrides: Any) -> dict[str, Any]:
     order = sample_order(**overrides)
-    encode, _ = _codec()
+    encode = codec.dump
     ddb.put_item(TableName=table, Item=encode(order))
     return order
 
@@ -87,7 +87,7 @@ def slot(ddb: Any, day: str, table: str = "orders") -> int | None:
 
 
 def stored(ddb: Any, order_id: str = "7MZK3Q0D9X") -> dict[str, Any]:
-    _, decode = _codec()
+    decode = codec.load
     r = ddb.get_item(TableName="orders", Key={"pk": {"S": f"order#{order_id}"}})
     return decode(r["Item"])  # type: ignore[no-any-return]
 
