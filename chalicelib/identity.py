@@ -75,3 +75,12 @@ def canonical_or_lower(address: str) -> str:
         return canonical_email(address)
     except NotAnAddress:
         return str(address).strip().lower()
+
+
+def lookup_keys(address: str) -> tuple[str, ...]:
+    """Where a suppression of `address` may be stored: the canonical key, then the key rows
+    written before canonical keys used (the whole address trimmed and lower-cased), when it
+    differs. Reads check both (one BatchGetItem); writes use only the first."""
+    legacy = str(address).strip().lower()
+    key = canonical_or_lower(address)
+    return (key,) if key == legacy else (key, legacy)

@@ -121,3 +121,22 @@ def test_canonical_domain() -> None:
 def test_canonical_or_lower_falls_back_to_the_old_key() -> None:
     assert canonical_or_lower("Jane+x@Bücher.com") == "jane@xn--bcher-kva.com"
     assert canonical_or_lower(" Jane@My_Host.COM ") == "jane@my_host.com"
+
+
+@pytest.mark.parametrize(
+    ("address", "keys"),
+    [
+        ("jane@example.org", ("jane@example.org",)),
+        ("Jane@Example.org", ("jane@example.org",)),
+        ("Jane+x@Example.org", ("jane@example.org", "jane+x@example.org")),
+        ("jane@bücher.com", ("jane@xn--bcher-kva.com", "jane@bücher.com")),
+        ("Jane.Doe@GMail.com", ("janedoe@gmail.com", "jane.doe@gmail.com")),
+        ("x@my_host.com", ("x@my_host.com",)),
+    ],
+)
+def test_lookup_keys_cover_rows_written_before_canonical_keys(
+    address: str, keys: tuple[str, ...]
+) -> None:
+    from chalicelib.identity import lookup_keys
+
+    assert lookup_keys(address) == keys
