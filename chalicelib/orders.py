@@ -42,7 +42,7 @@ class TextRule:
     limit: int
     noun: str
     needs: str = ""
-    links: bool = False  # True: URLs, domains, emails allowed (nothing that reaches an email)
+    allow_links: bool = False  # True only for text that never reaches an email
 
 
 # Every free-text field printed into an email. A later field (e.g. `notes`) gets a row here
@@ -142,7 +142,7 @@ def text_problem(value: str, rule: TextRule) -> str | None:
         return "Must contain letters."
     if rule.needs == "letter_or_digit" and not textguard.has_letter_or_digit(value):
         return "Must contain letters or digits."
-    if rule.links:
+    if rule.allow_links:
         return None
     found = textguard.find_link(value)
     if found is None:
