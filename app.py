@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from chalice import Chalice, Rate, Response
 from chalice.app import Request
 
+from chalicelib import http
 from chalicelib.errors import ApiError, internal_error
 from chalicelib.obs import log
 
 app = Chalice(app_name="juice-orders")
-
-JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+http.install(app)  # Chalice's own errors get our shape; nosniff on every response
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        body=json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        headers={**JSON_HEADERS, **(headers or {})},
-    )
+    return http.json_response(status, body, headers)
 
 
 def _error(e: ApiError) -> Response:

@@ -322,8 +322,10 @@ def send(svc: Services, order: dict[str, Any], known: Known) -> dict[str, str]:
 
 # --- helpers ---------------------------------------------------------------------------------
 def identity(email: str) -> str:
-    """The one key of a mailbox for limits and suppression."""
-    return email.strip().lower()
+    """The one key of a mailbox for limits (chalicelib/identity.py: IDNA, case, +tag)."""
+    from chalicelib.identity import canonical_or_lower
+
+    return canonical_or_lower(email)
 
 
 def parse_body(raw: bytes, content_type: str) -> Any:

@@ -22,7 +22,8 @@ DeliverySink = Callable[[str, str, float], bool]
 
 # Every key handle_sns_event returns (all present, zero when nothing happened).
 # Address-level counts: suppressed, transient, undetermined, temporarily_suppressed,
-# not_spam, delivery, delivery_unmatched, invalid_recipient.
+# not_spam, delivery, delivery_unmatched, invalid_recipient, recipients_ignored (beyond
+# MAX_RECIPIENTS in one notification).
 # Record-level counts: records, ignored_topic, malformed, unknown_type, error.
 SUMMARY_KEYS = (
     "records",
@@ -34,13 +35,33 @@ SUMMARY_KEYS = (
     "delivery",
     "delivery_unmatched",
     "invalid_recipient",
+    "recipients_ignored",
     "ignored_topic",
     "malformed",
     "unknown_type",
     "error",
 )
 
-_DIAGNOSTIC_MAX = 300  # characters of the remote MTA's diagnostic kept on the record
+# Every SES-provided text that is stored or logged is capped (characters; docs/feedback.md).
+# Control characters become spaces; a cut value ends in "…".
+FIELD_MAX = {
+    "bounceType": 32,
+    "bounceSubType": 64,
+    "complaintFeedbackType": 64,
+    "complaintSubType": 64,
+    "feedbackId": 128,
+    "event_time": 40,
+    "status": 32,
+    "action": 32,
+    "diagnosticCode": 300,
+    "reportingMTA": 255,
+    "remoteMtaIp": 64,
+    "userAgent": 200,
+}
+DEFAULT_FIELD_MAX = 128
+MAX_ADDRESS = 254  # RFC 5321: longer is not an address we could have sent to
+MAX_MESSAGE_ID = 200  # SES ids are ~60 characters; a longer one is not from SES
+MAX_RECIPIENTS = 100  # we send to one recipient per message; SES allows 50 per message
 
 
 @dataclass
@@ -51,6 +72,9 @@ class FeedbackConfig:
     transient_limit: int = 3
     transient_window_seconds: int = 7 * 86400
     temporary_suppression_seconds: int = 14 * 86400
+    # the shop's own (merchant) addresses, canonical: suppressing one of them stops order
+    # alerts, so it is an error with its own metric (alarmed), never a silent decision
+    watched: frozenset[str] = frozenset()
 
 
 class _MalformedError(Exception):
@@ -147,7 +171,7 @@ def _handle_record(
     if kind == "Bounce":
         _bounce(message, store, config, now, counts, ctx)
     elif kind == "Complaint":
-        _complaint(message, store, now, counts, ctx)
+        _complaint(message, store, config, now, counts, ctx)
     elif kind == "Delivery":
         _delivery(message, on_delivery, now, counts, ctx)
     else:
@@ -177,12 +201,14 @@ def _bounce(
         bounceSubType=bounce.get("bounceSubType"),
         feedbackId=bounce.get("feedbackId"),
         event_time=bounce.get("timestamp"),
+        reportingMTA=bounce.get("reportingMTA"),
+        remoteMtaIp=bounce.get("remoteMtaIp"),
     )
-    ctx = {**ctx, "ses_message_id": mail_id, "bounce_type": bounce_type[:32]}
+    ctx = {**ctx, "ses_message_id": mail_id, "bounce_type": base.get("bounceType", "")}
     ctx["bounce_subtype"] = base.get("bounceSubType", "")
     entries: list[tuple[str, dict[str, str]]] = []
     seen: set[str] = set()
-    for entry in recipients:
+    for entry in _capped(recipients, counts, ctx):
         address = _address(entry.get("emailAddress") if isinstance(entry, dict) else None)
         if address is None:
             counts["invalid_recipient"] += 1
@@ -195,13 +221,16 @@ def _bounce(
         detail.update(
             _detail(
                 status=entry.get("status"),
-                diagnosticCode=str(entry.get("diagnosticCode") or "")[:_DIAGNOSTIC_MAX],
+                action=entry.get("action"),
+                diagnosticCode=entry.get("diagnosticCode"),
             )
         )
         entries.append((address, detail))
 
     if bounce_type == "Permanent":
-        _suppress_all(store, entries, "bounce", "bounce_permanent", mail_id, now, counts, ctx)
+        _suppress_all(
+            store, entries, "bounce", "bounce_permanent", mail_id, now, counts, ctx, config
+        )
         return
 
     # Transient, Undetermined (and any bounce type SES may add): a soft signal. Count it
@@ -220,6 +249,7 @@ def _bounce(
         counts[bucket] += 1
         if crossed:
             counts["temporarily_suppressed"] += 1
+            _watch(address, "transient", config, ctx)
             metric("Suppressions", reason="transient")
         log(
             "feedback_decision",
@@ -234,6 +264,7 @@ def _bounce(
 def _complaint(
     message: dict[str, Any],
     store: SuppressionStore,
+    config: FeedbackConfig,
     now: float,
     counts: dict[str, int],
     ctx: dict[str, Any],
@@ -255,7 +286,7 @@ def _complaint(
         "feedback_type": detail.get("complaintFeedbackType", ""),
     }
     addresses: list[str] = []
-    for entry in recipients:
+    for entry in _capped(recipients, counts, ctx):
         address = _address(entry.get("emailAddress") if isinstance(entry, dict) else None)
         if address is None:
             counts["invalid_recipient"] += 1
@@ -268,7 +299,16 @@ def _complaint(
         _decision("complaint_not_spam", recipients=len(addresses), **ctx)
         return
     entries = [(a, detail) for a in addresses]
-    _suppress_all(store, entries, "complaint", "complaint", mail_id, now, counts, ctx)
+    _suppress_all(store, entries, "complaint", "complaint", mail_id, now, counts, ctx, config)
+
+
+def _watch(address: str, reason: str, config: FeedbackConfig, ctx: dict[str, Any]) -> None:
+    """A merchant address was just suppressed: order alerts to it stop. Loud, alarmed."""
+    from chalicelib.identity import canonical_or_lower
+
+    if canonical_or_lower(address) in config.watched:
+        log("merchant_address_suppressed", "error", reason=reason, email=mask_email(address), **ctx)
+        metric("MerchantAddressSuppressed")
 
 
 def _suppress_all(
@@ -280,12 +320,14 @@ def _suppress_all(
     now: float,
     counts: dict[str, int],
     ctx: dict[str, Any],
+    config: FeedbackConfig,
 ) -> None:
     """Permanently suppress every address; one log line each, one metric for the batch."""
     written = store.suppress_many(entries, reason, mail_id, now)
     counts["suppressed"] += len(written)
     for address in written:
         log("feedback_decision", action="suppress", reason=reason, email=mask_email(address), **ctx)
+        _watch(address, reason, config, ctx)
     _decision(decision, recipients=len(written), **ctx)
     if written:
         metric("Suppressions", value=len(written), reason=reason)
@@ -304,6 +346,7 @@ def _delivery(
     mail = message["mail"]
     when = _epoch(delivery.get("timestamp")) or _epoch(mail.get("timestamp")) or now
     ctx = {**ctx, "ses_message_id": mail_id}
+    recipients = _capped(recipients, counts, ctx)
     for raw in recipients:
         address = _address(raw)
         if address is None:
@@ -357,6 +400,8 @@ def _mail_id(message: dict[str, Any]) -> str:
     mail_id = mail.get("messageId") if isinstance(mail, dict) else None
     if not isinstance(mail_id, str) or not mail_id:
         raise _MalformedError("mail.messageId missing")
+    if len(mail_id) > MAX_MESSAGE_ID or not mail_id.isprintable():
+        raise _MalformedError("mail.messageId is not an SES message id")
     return mail_id
 
 
@@ -366,14 +411,52 @@ def _address(raw: Any) -> str | None:
         return None
     address = parseaddr(raw)[1].strip()
     local, at, domain = address.rpartition("@")
-    if not at or not local or "." not in domain or len(address) > 320:
+    if not at or not local or "." not in domain or len(address) > MAX_ADDRESS:
+        return None
+    if not address.isprintable() or any(c.isspace() for c in address):
         return None
     return address
 
 
+def _capped(recipients: list[Any], counts: dict[str, int], ctx: dict[str, Any]) -> list[Any]:
+    """At most MAX_RECIPIENTS entries; the rest are counted, logged once and ignored."""
+    if len(recipients) <= MAX_RECIPIENTS:
+        return recipients
+    ignored = len(recipients) - MAX_RECIPIENTS
+    counts["recipients_ignored"] += ignored
+    log(
+        "feedback_recipients_capped",
+        level="warning",
+        listed=len(recipients),
+        kept=MAX_RECIPIENTS,
+        ignored=ignored,
+        **ctx,
+    )
+    return recipients[:MAX_RECIPIENTS]
+
+
+def _cap(value: Any, limit: int) -> str | None:
+    """A scalar as text of at most `limit` characters, control characters as spaces;
+    None for absent, empty or non-scalar values (an object where a string belongs)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > 4 * limit:
+        text = text[: 4 * limit]  # bound the work below on a huge value
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _detail(**fields: Any) -> dict[str, str]:
-    """Only the fields that are present, as strings (DynamoDB map of S)."""
-    return {k: str(v) for k, v in fields.items() if v is not None and v != ""}
+    """Only the fields that are present, as capped strings (DynamoDB map of S)."""
+    out: dict[str, str] = {}
+    for name, value in fields.items():
+        text = _cap(value, FIELD_MAX.get(name, DEFAULT_FIELD_MAX))
+        if text is not None:
+            out[name] = text
+    return out
 
 
 def _epoch(value: Any) -> float | None:

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib import textguard
 from chalicelib.catalog import Catalog
 from chalicelib.errors import ApiError, validation_failed
 from chalicelib.recipients import Undeliverable, normalize_email
@@ -27,7 +28,32 @@ PHONE_PUNCTUATION = re.compile(r"[\s().\-]")
 _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 MAX_LINES = 50
-LIMITS = {"name": 100, "line1": 100, "line2": 100, "city": 60, "email": 254}
+# Characters per field (docs/guard.md): room for real names and US addresses, not for an ad.
+LIMITS = {"name": 60, "line1": 70, "line2": 70, "city": 40, "email": 254, "notes": 280}
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """How a free-text field that reaches an email is checked (see `clean_text`).
+
+    noun: how messages name the field ("a name", "an address"); needs: "letter" (at least one
+    letter), "letter_or_digit" or "" (nothing more than non-empty)."""
+
+    limit: int
+    noun: str
+    needs: str = ""
+    allow_links: bool = False  # True only for text that never reaches an email
+
+
+# Every free-text field printed into an email. A later field (e.g. `notes`) gets a row here
+# and a `clean_text(body.get("notes"), "notes", ...)` call: the link and Unicode rules follow.
+TEXT_RULES: dict[str, TextRule] = {
+    "name": TextRule(LIMITS["name"], "a name", needs="letter"),
+    "shipping.line1": TextRule(LIMITS["line1"], "an address", needs="letter_or_digit"),
+    "shipping.line2": TextRule(LIMITS["line2"], "an address", needs="letter_or_digit"),
+    "shipping.city": TextRule(LIMITS["city"], "a city name", needs="letter"),
+    "notes": TextRule(LIMITS["notes"], "a note", needs="letter_or_digit"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,20 +103,55 @@ def has_control_chars(value: str) -> bool:
 
 
 def clean_text(value: Any, path: str, errors: dict[str, str], *, required: bool, limit: int) -> str:
-    """Trim and check a free-text field; record a message in errors on failure."""
+    """Trim and check a free-text field; record a message in errors on failure.
+
+    Fields listed in TEXT_RULES (everything that reaches an email) also refuse invisible
+    characters, need a letter (or digit), refuse links, and have the rule's limit when it is
+    tighter than `limit`."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         errors[path] = "Must be text."
         return ""
     value = unicodedata.normalize("NFC", value.strip())
+    rule = TEXT_RULES.get(path)
+    if rule is not None:
+        limit = min(limit, rule.limit)
     if has_control_chars(value):
         errors[path] = "Line breaks and control characters are not allowed."
+    elif rule is not None and textguard.invisible_chars(value):
+        errors[path] = invisible_message(value)
     elif required and not value:
         errors[path] = "Required."
     elif len(value) > limit:
         errors[path] = f"Must be at most {limit} characters."
+    elif rule is not None and value and (problem := text_problem(value, rule)):
+        errors[path] = problem
     return value
+
+
+def invisible_message(value: str) -> str:
+    codes = textguard.invisible_chars(value)
+    shown = ", ".join(codes[:3]) + (" ..." if len(codes) > 3 else "")
+    return f"Remove the invisible characters ({shown}); type the text again if unsure."
+
+
+def text_problem(value: str, rule: TextRule) -> str | None:
+    """The message for a trimmed, NFC, length-checked value that breaks `rule`, or None."""
+    if rule.needs == "letter" and not textguard.has_letter(value):
+        return "Must contain letters."
+    if rule.needs == "letter_or_digit" and not textguard.has_letter_or_digit(value):
+        return "Must contain letters or digits."
+    if rule.allow_links:
+        return None
+    found = textguard.find_link(value)
+    if found is None:
+        return None
+    if found.kind == "email":
+        return f"Email addresses can't go in {rule.noun}; the email field is for that."
+    if found.kind == "domain":
+        return f"Links can't go in {rule.noun}. If this isn't a link, put a space after the dot."
+    return f"Links can't go in {rule.noun}."
 
 
 def normalize_us_phone(raw: str) -> str | None:

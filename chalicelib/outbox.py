@@ -67,7 +67,10 @@ def render_email(svc: Any, order: dict[str, Any], role: str, now: int) -> Any:
 
     s = svc.settings
     oid = str(order["order_id"])
-    status_url = links.status_link(oid, s.public_base_url, svc.link_secret, now)
+    key = svc.link_secret
+    if not key:  # a misconfigured stage: the email still goes out, without links
+        log("link_secret_missing", "error", order_id=oid, role=role)
+    status_url = links.status_link(oid, s.public_base_url, key, now) if key else ""
     if role.startswith("status_"):
         return render_status(
             order,
@@ -77,11 +80,9 @@ def render_email(svc: Any, order: dict[str, Any], role: str, now: int) -> Any:
             status_url=status_url,
         )
     actions = {}
-    if role == "merchant":
+    if role == "merchant" and key:
         status = str(order.get("status") or "accepted")
-        actions = links.action_links(
-            oid, status, s.public_base_url, svc.link_secret, now, s.link_ttl_days
-        )
+        actions = links.action_links(oid, status, s.public_base_url, key, now, s.link_ttl_days)
     return render(
         order,
         role,

@@ -35,6 +35,8 @@ MAX_POSITIVE_TTL = 3600.0  # re-check at least hourly even if the zone says days
 MAX_NEGATIVE_TTL = 900.0
 DEFAULT_NEGATIVE_TTL = 60.0  # negative answer without an SOA
 UNVERIFIED_TTL = 5.0  # DNS trouble: remember briefly so an outage doesn't cost 2 s per order
+MAX_LOCAL_PART = 64
+MAX_ADDRESS = 254
 
 
 class Undeliverable(Exception):
@@ -71,6 +73,13 @@ def normalize_email(raw: str, test_environment: bool = False) -> str:
     except EmailNotValidError as e:
         raise Undeliverable("syntax", f"This email address is not valid: {e}") from None
     local, _, domain = info.normalized.rpartition("@")
+    # RFC 5321 4.5.3.1: local part <= 64 octets, whole path <= 254 (the ASCII form counts)
+    if len(local.encode("utf-8")) > MAX_LOCAL_PART:
+        raise Undeliverable(
+            "syntax", f"The part before the @ can be at most {MAX_LOCAL_PART} characters."
+        )
+    if len(info.ascii_email or info.normalized) > MAX_ADDRESS:
+        raise Undeliverable("syntax", f"An email address can be at most {MAX_ADDRESS} characters.")
     return f"{local}@{domain.lower()}"
 
 

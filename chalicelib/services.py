@@ -163,6 +163,7 @@ def handle_feedback(event: dict[str, Any]) -> dict[str, int]:
     """One SNS Lambda event of SES notifications. Malformed records are dropped with a log
     line; an infrastructure error raises after every record was tried."""
     from chalicelib.feedback import FeedbackConfig, handle_sns_event
+    from chalicelib.identity import canonical_or_lower
 
     svc = services()
     s = svc.settings
@@ -171,6 +172,7 @@ def handle_feedback(event: dict[str, Any]) -> dict[str, int]:
         transient_limit=s.transient_bounce_limit,
         transient_window_seconds=s.transient_bounce_window_days * 86400,
         temporary_suppression_seconds=s.temporary_suppression_days * 86400,
+        watched=frozenset(canonical_or_lower(m) for m in s.merchant_emails),
     )
     counts = handle_sns_event(
         event, svc.suppression, config, svc.store.mark_delivered, clock.now().timestamp()

@@ -55,6 +55,28 @@ LOCAL_LINK_SECRET = "local-only-link-secret-never-used-in-cloud"  # nosec B105  
 LOCAL_FEEDBACK_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
 
+class SettingsError(RuntimeError):
+    """The environment can't be run safely (e.g. a Lambda function without its STAGE)."""
+
+
+def _stage() -> str:
+    """STAGE, defaulting to "local" only outside Lambda.
+
+    A deployed function that lost its environment must not fall back to the local stage: that
+    would mean Cloudflare's always-pass Turnstile test secret and the moto topic ARN. Inside
+    Lambda (AWS_LAMBDA_FUNCTION_NAME is set by the runtime, never by `chalice local` or the
+    tests) an unset STAGE, or STAGE=local, refuses to start."""
+    stage = _env("STAGE", "")
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    if function and stage in ("", "local"):
+        problem = "is not set" if not stage else "is 'local' (test secrets)"
+        raise SettingsError(
+            f"STAGE {problem} in Lambda function {function[:64]!r}: refusing to start. "
+            "Set STAGE to the deployed stage (dev, prod) in the function's environment."
+        )
+    return stage or "local"
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str = "local"
@@ -127,8 +149,10 @@ class Settings:
 
 
 def load() -> Settings:
-    """Read every setting from the environment now (cheap: a few dict lookups)."""
-    stage = _env("STAGE", "local")
+    """Read every setting from the environment now (cheap: a few dict lookups).
+
+    Raises SettingsError in Lambda when STAGE is missing (see `_stage`)."""
+    stage = _stage()
     return Settings(
         stage=stage,
         region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),

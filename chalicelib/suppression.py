@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib import ddb
+from chalicelib.identity import canonical_or_lower, lookup_keys
 
 SUPPRESSION_PREFIX = "sup#"
 TRANSIENT_PREFIX = "tb#"
@@ -42,10 +43,11 @@ def normalize(email: str) -> str:
 
 
 def _key(email: str) -> str:
-    address = normalize(email)
-    if "@" not in address:
+    """The pk a suppression of `email` is written under: its canonical mailbox (one identity
+    per mailbox: `Jane+x@Example.com` and `jane@example.com` are one entry)."""
+    if "@" not in normalize(email):
         raise ValueError("not an email address")
-    return SUPPRESSION_PREFIX + address
+    return SUPPRESSION_PREFIX + canonical_or_lower(email)
 
 
 def _num(value: float) -> str:
@@ -58,11 +60,11 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def keys_for(email: str) -> list[str]:
-    """Every pk an active suppression of `email` may be stored under (one today)."""
-    try:
-        return [_key(email)]
-    except ValueError:
+    """Every pk an active suppression of `email` may be stored under: the canonical key, and
+    the key rows written before canonical keys used (whole address lower-cased)."""
+    if "@" not in normalize(email):
         return []
+    return [SUPPRESSION_PREFIX + k for k in lookup_keys(email)]
 
 
 def active(record: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
@@ -97,15 +99,21 @@ class SuppressionStore:
         The record has `email`, `reason`, `detail`, `message_id`, `suppressed_at`,
         `permanent` and, for temporary ones, `expires_at`.
         """
-        try:
-            key = _key(email)
-        except ValueError:
+        keys = keys_for(email)
+        if not keys:
             return None
-        resp = self._ddb.get_item(
-            TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
-        )
-        item = resp.get("Item")
-        return active(_from_item(item), now) if item else None
+        if len(keys) == 1:  # one GetItem
+            resp = self._ddb.get_item(
+                TableName=self._table, Key={"pk": {"S": keys[0]}}, ConsistentRead=True
+            )
+            item = resp.get("Item")
+            return active(_from_item(item), now) if item else None
+        found = ddb.batch_get(self._ddb, {self._table: keys})  # canonical + legacy row
+        for key in keys:
+            record = active(found.get((self._table, key)), now)
+            if record is not None:
+                return record
+        return None
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -191,7 +199,7 @@ class SuppressionStore:
         """
         address = normalize(email)
         _key(address)  # validates
-        pk = {"S": TRANSIENT_PREFIX + address}
+        pk = {"S": TRANSIENT_PREFIX + canonical_or_lower(address)}
         cutoff = now - window_seconds
         count = 0
         for _ in range(_CAS_ATTEMPTS):

@@ -26,6 +26,7 @@ import json
 import os
 import string
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -148,8 +149,32 @@ nasty_strings = st.one_of(
     st.builds(lambda a, b: a + b, st.sampled_from(NASTY_STRINGS), st.text(max_size=20)),
 )
 
-NAME_CHARS = st.characters(categories=["L", "M", "N", "Zs", "Pd", "Po"])
-safe_text = st.text(NAME_CHARS, min_size=1, max_size=30).filter(lambda s: s.strip())
+# Text a shopper could type: no invisible characters (issue 12: Cf is already outside these
+# categories; these are the invisible L and M ones) and no link separators (`.`, `@`, `:`,
+# `/` and what NFKC turns into them), so no generated name is a domain or an address.
+INVISIBLE_LM = "\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5\u180e" + "".join(
+    [chr(c) for c in range(0xFE00, 0xFE10)] + [chr(c) for c in range(0xE0100, 0xE01F0)]
+)
+NAME_CHARS = st.characters(
+    categories=["L", "M", "N", "Zs", "Pd", "Po"], exclude_characters=INVISIBLE_LM
+)
+LINK_SEPARATORS = set(".@:/\\\u3002")
+
+
+def _typeable(s: str) -> bool:
+    nfkc = unicodedata.normalize("NFKC", s)
+    return bool(s.strip()) and not LINK_SEPARATORS & set(nfkc)
+
+
+def _has_letter(s: str) -> bool:
+    return any(unicodedata.category(c)[0] == "L" for c in s)
+
+
+safe_text = st.text(NAME_CHARS, min_size=1, max_size=30).filter(_typeable)
+name_text = safe_text.filter(_has_letter)  # a name and a city need a letter
+address_text = safe_text.filter(
+    lambda s: _has_letter(s) or any(unicodedata.category(c) == "Nd" for c in s)
+)
 local_parts = st.text(string.ascii_lowercase + string.digits + "_+-", min_size=1, max_size=20)
 domains = st.sampled_from(
     ["deliverable.test", "DELIVERABLE.test", "deliverable.test", "a-only.test", "aaaa-only.test"]
@@ -186,13 +211,13 @@ def item_lists(draw: Any) -> list[dict[str, Any]]:
 @st.composite
 def valid_orders(draw: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": draw(safe_text),
+        "name": draw(name_text),
         "email": f"{draw(local_parts)}@{draw(domains)}",
         "phone": draw(phones),
         "shipping": {
-            "line1": draw(safe_text),
-            "line2": draw(st.one_of(st.just(""), safe_text)),
-            "city": draw(safe_text.map(lambda s: s[:20]).filter(lambda s: s.strip())),
+            "line1": draw(address_text),
+            "line2": draw(st.one_of(st.just(""), address_text)),
+            "city": draw(name_text.map(lambda s: s[:20]).filter(_has_letter)),
             "state": draw(states),
             "zip": draw(zips),
         },

@@ -97,3 +97,17 @@ def test_a_bot_check_failure_is_not_counted_for_a_replay(
     again = post_order(client, order_body(), "replay-key-0001")
     assert again.status_code == 201 and json.loads(again.body) == json.loads(first.body)
     assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_bounce_for_the_merchant_address_is_an_alarmed_error(
+    client: Any, aws: Any, capsys: Any
+) -> None:
+    from tests.plugins.feedback import bounce_message, ses_event
+
+    capsys.readouterr()
+    event = ses_event(bounce_message("merchant@juice.example.com"))
+    assert client.lambda_.invoke("handle_ses_feedback", event).payload["suppressed"] == 1
+    out = capsys.readouterr().out
+    assert '"level":"error","event":"merchant_address_suppressed"' in out
+    assert any("MerchantAddressSuppressed" in m for m in _metrics(out))
+    assert "merchant@juice.example.com" not in out  # masked

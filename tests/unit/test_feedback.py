@@ -427,3 +427,170 @@ def test_logs_mask_addresses_and_emit_metrics(
     }
     outcomes = [ln["outcome"] for ln in lines if "_aws" in ln and "FeedbackRecords" in ln]
     assert sorted(outcomes) == ["bounce_permanent", "complaint", "delivery", "ignored_topic"]
+
+
+# -- issue 12, finding 10: every SES-provided field that is stored or logged is capped ---------
+
+HUGE = 20_000
+
+
+def _log_lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_oversized_bounce_fields_are_capped_in_the_record_and_the_logs(
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    suppression_items: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chalicelib.feedback import FIELD_MAX
+
+    message = bounce_message("capped@example.com", sub_type="S" * HUGE)
+    bounce = message["bounce"]
+    bounce["feedbackId"] = "F" * HUGE
+    bounce["timestamp"] = "T" * HUGE
+    bounce["reportingMTA"] = "dsn; " + "m" * HUGE
+    bounce["remoteMtaIp"] = "1" * HUGE
+    bounce["bouncedRecipients"][0].update(
+        {"status": "5" * HUGE, "action": "A" * HUGE, "diagnosticCode": "smtp;\r\n" + "D" * HUGE}
+    )
+
+    summary = run(ses_event(message), suppression_store, feedback_config)
+
+    assert summary["suppressed"] == 1
+    detail = suppression_items()["sup#capped@example.com"]["detail"]["M"]
+    got = {k: v["S"] for k, v in detail.items()}
+    for name in (
+        "bounceSubType",
+        "feedbackId",
+        "event_time",
+        "reportingMTA",
+        "remoteMtaIp",
+        "status",
+        "action",
+        "diagnosticCode",
+    ):
+        assert len(got[name]) == FIELD_MAX[name], name
+        assert got[name].endswith("…"), name
+    assert got["diagnosticCode"].startswith("smtp;  D")  # CR LF became spaces
+    assert got["bounceType"] == "Permanent"
+    out = capsys.readouterr().out
+    assert "S" * 100 not in out and "D" * 400 not in out
+    assert max(len(line) for line in out.splitlines()) < 2000
+    decisions = [ln for ln in _log_lines(out) if ln.get("event") == "feedback_decision"]
+    assert len(decisions[0]["bounce_subtype"]) == FIELD_MAX["bounceSubType"]
+
+
+def test_oversized_complaint_fields_are_capped(
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chalicelib.feedback import FIELD_MAX
+
+    message = complaint_message("reader@example.org", feedback_type="abuse" + "x" * HUGE)
+    message["complaint"]["userAgent"] = "Mozilla/5.0 " + "u" * HUGE
+    message["complaint"]["complaintSubType"] = "c" * HUGE
+    message["complaint"]["feedbackId"] = "f" * HUGE
+
+    summary = run(ses_event(message), suppression_store, feedback_config)
+
+    assert summary["suppressed"] == 1
+    record = suppression_store.is_suppressed("reader@example.org", NOW)
+    assert record is not None
+    for name in ("complaintFeedbackType", "userAgent", "complaintSubType", "feedbackId"):
+        assert len(record["detail"][name]) == FIELD_MAX[name], name
+    out = capsys.readouterr().out
+    assert "u" * 300 not in out and "x" * 100 not in out
+    assert max(len(line) for line in out.splitlines()) < 2000
+
+
+def test_non_text_fields_are_dropped_not_stringified(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig
+) -> None:
+    message = bounce_message("obj@example.com")
+    message["bounce"]["bounceSubType"] = {"nested": ["x" * 1000] * 100}
+    message["bounce"]["bouncedRecipients"][0]["diagnosticCode"] = ["a", "b"]
+    message["bounce"]["bouncedRecipients"][0]["status"] = 550
+
+    run(ses_event(message), suppression_store, feedback_config)
+
+    record = suppression_store.is_suppressed("obj@example.com", NOW)
+    assert record is not None
+    assert "bounceSubType" not in record["detail"] and "diagnosticCode" not in record["detail"]
+    assert record["detail"]["status"] == "550"
+
+
+def test_an_address_longer_than_254_is_not_a_recipient(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig, suppression_items: Any
+) -> None:
+    too_long = "a" * 64 + "@" + "d" * 186 + ".com"  # 255 characters
+    message = bounce_message("ok@example.com", too_long, "sp ace@example.com")
+
+    summary = run(ses_event(message), suppression_store, feedback_config)
+
+    assert len(too_long) == 255
+    assert summary["invalid_recipient"] == 2 and summary["suppressed"] == 1
+    assert set(sup(suppression_items())) == {"ok@example.com"}
+
+
+@pytest.mark.parametrize("mail_id", ["m" * 201, "id\nwith-newline"])
+def test_a_message_id_that_is_not_from_ses_is_malformed(
+    mail_id: str,
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    suppression_items: Any,
+) -> None:
+    summary = run(
+        ses_event(bounce_message("x@example.com", message_id=mail_id)),
+        suppression_store,
+        feedback_config,
+    )
+
+    assert summary["malformed"] == 1 and summary["suppressed"] == 0
+    assert suppression_items() == {}
+
+
+@pytest.mark.parametrize("kind", ["bounce", "complaint"])
+def test_an_absurd_recipient_list_is_cut_at_the_cap_with_a_log_line(
+    kind: str,
+    suppression_store: SuppressionStore,
+    feedback_config: FeedbackConfig,
+    suppression_items: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chalicelib.feedback import MAX_RECIPIENTS
+
+    addresses = [f"r{i:04d}@example.com" for i in range(MAX_RECIPIENTS + 50)]
+    message = bounce_message(*addresses) if kind == "bounce" else complaint_message(*addresses)
+
+    summary = run(ses_event(message), suppression_store, feedback_config)
+
+    assert summary["suppressed"] == MAX_RECIPIENTS
+    assert summary["recipients_ignored"] == 50
+    assert set(sup(suppression_items())) == set(addresses[:MAX_RECIPIENTS])
+    capped = [
+        ln
+        for ln in _log_lines(capsys.readouterr().out)
+        if ln.get("event") == "feedback_recipients_capped"
+    ]
+    assert len(capped) == 1
+    assert capped[0]["listed"] == MAX_RECIPIENTS + 50 and capped[0]["ignored"] == 50
+    assert capped[0]["level"] == "warning"
+
+
+def test_an_absurd_delivery_list_is_cut_at_the_cap(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig
+) -> None:
+    from chalicelib.feedback import MAX_RECIPIENTS
+
+    event = load_ses_event("delivery")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["delivery"]["recipients"] = [f"d{i}@example.com" for i in range(5 * MAX_RECIPIENTS)]
+    sink = RecordingSink()
+
+    summary = run(ses_event(message), suppression_store, feedback_config, sink)
+
+    assert len(sink.calls) == MAX_RECIPIENTS == summary["delivery"]
+    assert summary["recipients_ignored"] == 4 * MAX_RECIPIENTS

@@ -140,8 +140,8 @@ def test_min_items_is_a_setting() -> None:
 
 
 def test_unknown_fields_ignored_and_hostile_unicode_kept_as_text() -> None:
-    req = parse(order_body(admin=True, name="Zoë 👩‍🍳 O'Brien"))
-    assert req.name == "Zoë 👩‍🍳 O'Brien"
+    req = parse(order_body(admin=True, name="Zoë 🍊 O'Brien <b>&amp;"))
+    assert req.name == "Zoë 🍊 O'Brien <b>&amp;"
 
 
 def test_request_hash_ignores_key_order() -> None:
@@ -212,3 +212,180 @@ def test_money_and_templates_escape() -> None:
 def test_request_hash_survives_lone_surrogates() -> None:
     """Found by fuzzing: an ignored extra field holding "\\udfff" made hashing raise (500)."""
     assert request_hash({"zz_extra": "\udfff"}) != request_hash({"zz_extra": "\udffe"})
+
+
+# -- issue 12: no relayed content, no invisible characters, tight limits --------------------
+
+TEXT_FIELDS = {
+    "name": "name",
+    "shipping__line1": "shipping.line1",
+    "shipping__line2": "shipping.line2",
+    "shipping__city": "shipping.city",
+}
+NOUNS = {"name": "a name", "shipping.city": "a city name"}
+RELAYED = [
+    "WIN $1000 http://evil.example/claim",
+    "Visit www.evil.example now",
+    "claim at evil.com",
+    "evil[.]example",
+    "hxxp://evil",
+    "ｅｖｉｌ．ｃｏｍ",
+    "jane＠evil.com",
+    "write jane@evil.com",
+    "evil dot com",
+]
+
+
+@pytest.mark.parametrize("text", RELAYED)
+@pytest.mark.parametrize("field", sorted(TEXT_FIELDS))
+def test_links_are_refused_in_every_field_that_reaches_an_email(field: str, text: str) -> None:
+    path = TEXT_FIELDS[field]
+
+    fields = fields_of(order_body(**{field: text}))
+
+    assert set(fields) == {path}
+    noun = NOUNS.get(path, "an address")
+    if "@" in text or "＠" in text:
+        assert fields[path].startswith(f"Email addresses can't go in {noun}")
+    else:
+        assert fields[path].startswith(f"Links can't go in {noun}")
+
+
+def test_the_name_message_is_plain() -> None:
+    assert fields_of(order_body(name="Jane http://x.example"))["name"] == (
+        "Links can't go in a name."
+    )
+    assert "put a space after the dot" in fields_of(order_body(name="Jane.Black"))["name"]
+
+
+def test_links_are_refused_with_validation_failed_not_a_5xx() -> None:
+    with pytest.raises(ApiError) as e:
+        parse(order_body(name="www.evil.example", shipping__line2="http://evil.example"))
+    assert e.value.status == 422 and e.value.code == "validation_failed"
+    assert set(e.value.fields) == {"name", "shipping.line2"}
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("name", "J.R.R. Tolkien"),
+        ("name", "Mr. A.M. Smith"),
+        ("name", "Zoë O'Brien-Lee"),
+        ("shipping__line1", "12 St. Marks Pl."),
+        ("shipping__line1", "P.O. Box 12"),
+        ("shipping__line1", "No.5 Main St"),
+        ("shipping__line2", "Apt. 4B"),
+        ("shipping__line2", "Floor 1.5"),
+        ("shipping__city", "St. Louis"),
+    ],
+)
+def test_abbreviations_and_numbers_stay_allowed(field: str, text: str) -> None:
+    req = parse(order_body(**{field: text}))
+    assert text in (req.name, req.shipping.line1, req.shipping.line2, req.shipping.city)
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("name", 60), ("shipping__line1", 70), ("shipping__line2", 70), ("shipping__city", 40)],
+)
+def test_tight_length_limits(field: str, limit: int) -> None:
+    path = TEXT_FIELDS[field]
+    assert parse(order_body(**{field: "a" * limit}))
+    assert fields_of(order_body(**{field: "a" * (limit + 1)}))[path] == (
+        f"Must be at most {limit} characters."
+    )
+
+
+INVISIBLE = [
+    "\u200b",  # zero width space
+    "\u200c",  # ZWNJ
+    "\u200d",  # ZWJ
+    "\u200e",  # LRM
+    "\u200f",  # RLM
+    "\u061c",  # ALM
+    "\ufeff",  # BOM
+    "\U000e0041",  # tag character
+    "\u2060",  # word joiner
+    "\u2063",  # invisible separator
+    "\u00ad",  # soft hyphen
+    "\u115f",  # Hangul choseong filler
+    "\u1160",  # Hangul jungseong filler
+    "\u3164",  # Hangul filler
+    "\uffa0",  # halfwidth Hangul filler
+    "\u2800",  # braille blank
+    "\u034f",  # combining grapheme joiner
+]
+
+
+@pytest.mark.parametrize("ch", INVISIBLE)
+@pytest.mark.parametrize("field", sorted(TEXT_FIELDS))
+def test_invisible_characters_are_refused(field: str, ch: str) -> None:
+    path = TEXT_FIELDS[field]
+
+    fields = fields_of(order_body(**{field: f"Jane{ch}Doe"}))
+
+    assert set(fields) == {path}
+    assert fields[path].startswith("Remove the invisible characters (U+")
+
+
+@pytest.mark.parametrize("value", ["\u200b", "\u200b\u200b\u200b", "\u3164", "\u2800", "\ufe0f"])
+def test_a_name_of_only_invisible_characters_is_not_filled_in(value: str) -> None:
+    assert "name" in fields_of(order_body(name=value))
+
+
+@pytest.mark.parametrize("value", ["42", "---", "!!", "\u0301\u0301", "🍊"])
+def test_a_name_needs_letters(value: str) -> None:
+    assert fields_of(order_body(name=value))["name"] == "Must contain letters."
+
+
+def test_address_lines_need_letters_or_digits() -> None:
+    assert parse(order_body(shipping__line1="42")).shipping.line1 == "42"
+    assert "shipping.line1" in fields_of(order_body(shipping__line1="-- --"))
+    assert "shipping.city" in fields_of(order_body(shipping__city="10001"))
+
+
+def test_a_variation_selector_after_an_emoji_is_fine_but_zwj_sequences_are_not() -> None:
+    assert parse(order_body(shipping__line2="Door with a \u2764\ufe0f")).shipping.line2
+    assert "name" in fields_of(order_body(name="Zoë 👩\u200d🍳"))
+
+
+@pytest.mark.parametrize(
+    ("email", "ok"),
+    [
+        ("a" * 64 + "@deliverable.test", True),
+        ("a" * 65 + "@deliverable.test", False),
+        ("j@" + ".".join(["d" * 60] * 4) + ".test", True),  # 251 characters
+        ("jjjjj@" + ".".join(["d" * 61] * 4) + ".t", False),  # 255 characters
+        ("a" * 60 + "@" + ".".join(["bü" * 12] * 6) + ".test", False),  # 257 as punycode
+    ],
+)
+def test_email_local_part_and_total_length(email: str, ok: bool) -> None:
+    if ok:
+        assert parse(order_body(email=email)).email == email
+        return
+    with pytest.raises(ApiError) as e:
+        parse(order_body(email=email))
+    assert e.value.status == 422 and "email" in e.value.fields
+    assert e.value.code in ("email_undeliverable", "validation_failed")
+
+
+def test_a_65_character_local_part_says_why() -> None:
+    with pytest.raises(ApiError) as e:
+        parse(order_body(email="a" * 65 + "@deliverable.test"))
+    assert e.value.code == "email_undeliverable" and e.value.extra["reason"] == "syntax"
+    assert e.value.fields["email"] == "The part before the @ can be at most 64 characters."
+
+
+def test_a_later_notes_field_reuses_the_rules() -> None:
+    """`notes` has a TEXT_RULES row: clean_text applies links/invisible/limit to it."""
+    from chalicelib.orders import LIMITS, clean_text
+
+    errors: dict[str, str] = {}
+    assert clean_text(" Ring twice ", "notes", errors, required=False, limit=1000) == "Ring twice"
+    clean_text("see evil.com", "notes", errors, required=False, limit=1000)
+    assert errors == {
+        "notes": "Links can't go in a note. If this isn't a link, put a space after the dot."
+    }
+    errors.clear()
+    clean_text("x" * (LIMITS["notes"] + 1), "notes", errors, required=False, limit=1000)
+    assert errors["notes"] == f"Must be at most {LIMITS['notes']} characters."
