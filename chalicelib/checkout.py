@@ -21,6 +21,7 @@ from chalicelib.errors import ApiError, service_unavailable
 from chalicelib.obs import log, mask_email, mask_phone, metric
 from chalicelib.orders import IDEMPOTENCY_KEY_RE, OrderRequest, parse_order, request_hash
 from chalicelib.settings import Settings, load
+from chalicelib.shop import load_shop
 from chalicelib.store import ROLES, OrderStore, StoreUnavailable
 
 MAX_BODY_BYTES = 16 * 1024
@@ -233,6 +234,8 @@ def response_body(order: dict[str, Any]) -> dict[str, Any]:
         "order_id": order["order_id"],
         "status": "accepted",
         "items": order["items"],
+        "subtotal_cents": order.get("subtotal_cents", order["total_cents"]),
+        "delivery_fee_cents": order.get("delivery_fee_cents", 0),
         "total_cents": order["total_cents"],
         "currency": order["currency"],
     }
@@ -255,6 +258,8 @@ def build_order(
                 "zip": req.shipping.zip,
             },
             "items": req.lines_as_dicts(),
+            "subtotal_cents": req.subtotal_cents,
+            "delivery_fee_cents": req.delivery_fee_cents,
             "total_cents": req.total_cents,
             "currency": req.currency,
             "request_hash": digest,
@@ -288,6 +293,7 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
             min_items=s.min_items,
             max_line_qty=s.max_line_qty,
             test_environment=s.email_test_environment,
+            shop=load_shop(),
         )
     except ApiError as e:
         reason = e.extra.get("reason", e.code)
