@@ -23,6 +23,7 @@ function loadCheckout() {
       cart,
       getCatalog: () => catalog,
       sitekey: config.turnstileSitekey,
+      scriptUrl: config.turnstileScript,
       onSuccess: () => {
         if (location.hash === "#confirmation") route(true);
         else location.hash = "confirmation";

@@ -65,7 +65,7 @@ export function validate(f) {
 }
 
 export class Checkout {
-  constructor({ cart, getCatalog, sitekey, onSuccess }) {
+  constructor({ cart, getCatalog, sitekey, scriptUrl, onSuccess }) {
     this.cart = cart;
     this.getCatalog = getCatalog;
     this.onSuccess = onSuccess;
@@ -79,6 +79,7 @@ export class Checkout {
     this.busy = false;
     this.bot = new BotCheck($("#bot-check-widget"), {
       sitekey,
+      scriptUrl,
       onProblem: (kind) => this._botProblem(kind),
       onToken: () => this._showError("turnstile-error", ""),
     });
@@ -195,8 +196,8 @@ export class Checkout {
       if (!attempt.token) {
         try {
           attempt.token = await this.bot.take();
-        } catch {
-          failure = "bot";
+        } catch (e) {
+          failure = e?.message === "load" ? "bot-load" : "bot";
           break;
         }
         this._saveState();
@@ -233,9 +234,16 @@ export class Checkout {
       attempt.pending = false; // the server answered: no order is hanging for this key
       this._saveState();
       this._handleError(result);
+    } else if (failure === "bot-load") {
+      this._botProblem("load");
+      this._alert(
+        "The security check (Cloudflare Turnstile) didn't load, so we couldn't send your order. " +
+          "A content blocker, a network filter or a lost connection can cause this: allow " +
+          `challenges.cloudflare.com or try another network, then place your order again. ${this._orderAnyway()}`,
+      );
     } else if (failure === "bot") {
       this._botProblem("unavailable");
-      this._alert("We couldn't complete the security check. Check your connection, then place your order again.");
+      this._alert(`The security check didn't finish, so we couldn't send your order. Please place your order again. ${this._orderAnyway()}`);
     } else {
       this._alert(
         "We couldn't reach the shop. Check your connection and place your order again. " +
@@ -374,9 +382,16 @@ export class Checkout {
     this._showError("turnstile-error", "");
   }
 
+  /** "You can also order by phone at … or by email at …" from the shop profile. */
+  _orderAnyway() {
+    const shop = this.getCatalog()?.shop;
+    if (!shop) return "";
+    return `You can also order by phone at ${shop.phone} or by email at ${shop.email}.`;
+  }
+
   _botProblem(kind) {
     const msg = {
-      load: "The security check couldn't load. Check your connection, then reload the page.",
+      load: "The security check couldn't load.",
       error: "The security check ran into a problem. It will try again by itself.",
       unavailable: "The security check didn't finish. Please try again.",
     }[kind];
