@@ -17,6 +17,7 @@ one Server and one Date header. Local tooling only: never deployed.
 from __future__ import annotations
 
 import argparse
+import gzip
 import html
 import json
 import mimetypes
@@ -165,7 +166,8 @@ def render_mail_page(mail: list[dict[str, Any]], state: dict[str, Any]) -> str:
         for s in state.get("suppression", [])
     )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Local mail ({len(mail)})</title><link rel="stylesheet" href="/_dev/mail.css"></head><body>
+<title>Local mail ({len(mail)})</title><link rel="icon" href="/img/logo.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/_dev/mail.css"></head><body>
 <h1>Local mail viewer</h1><p>{len(mail)} email(s) sent through the local SES (moto), newest first.
 <a href="/_dev/mail">Refresh</a> &middot; <a href="/">Shop</a></p>
 {"".join(rows) or "<p>No email yet. Place an order in the shop.</p>"}
@@ -181,6 +183,28 @@ MAIL_CSS = """body{font:15px/1.4 system-ui,sans-serif;margin:2rem;max-width:60re
 .mail{border:1px solid #ccd;border-radius:8px;padding:1rem;margin:1rem 0}
 .mail iframe{width:100%;height:22rem;border:1px solid #eee}
 table{border-collapse:collapse}td,th{border:1px solid #ccd;padding:.3rem .6rem;text-align:left}"""
+
+
+COMPRESSIBLE = ("text/", "application/json", "image/svg+xml")
+
+
+def compress(request: Request, response: Response) -> None:
+    """gzip text responses for clients that accept it, as CloudFront does (Compress: true)."""
+    response.vary.add("Accept-Encoding")
+    ctype = response.mimetype or ""
+    if (
+        "gzip" not in request.headers.get("Accept-Encoding", "").lower()
+        or response.headers.get("Content-Encoding")
+        or not ctype.startswith(COMPRESSIBLE)
+        or response.status_code < 200
+        or response.status_code in (204, 304)
+    ):
+        return
+    data = response.get_data()
+    if len(data) < 1000:  # CloudFront compresses from 1,000 bytes
+        return
+    response.set_data(gzip.compress(data, compresslevel=6, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -208,8 +232,10 @@ class DevServer:
             response = self.route(request)
         except Exception as e:  # noqa: BLE001 - a dev server answers, whatever happened
             response = _error(500, "internal_error", f"dev server: {type(e).__name__}")
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
+        if not request.path.startswith("/_dev/mail"):  # the viewer shows emails' inline styles
+            for k, v in SECURITY_HEADERS.items():
+                response.headers.setdefault(k, v)
+        compress(request, response)
         return response(environ, start_response)
 
     def route(self, request: Request) -> Response:
@@ -231,6 +257,8 @@ class DevServer:
         if path == "/_dev/mail":
             page = render_mail_page(recorded_mail(self.moto_url), local_state())
             return Response(page, content_type="text/html; charset=utf-8")
+        if path == "/favicon.ico":  # browsers ask for it on pages without an icon (JSON views)
+            path = "/img/logo.svg"
         if path == "/_dev/mail.css":
             return Response(MAIL_CSS, content_type="text/css; charset=utf-8")
         return self.static(path)
