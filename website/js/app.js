@@ -301,6 +301,17 @@ $("#cart-lines").addEventListener("change", (e) => {
   }
 });
 
+// the phone bar: straight to checkout, or to the cart (and its minimum note) when below it
+$("#bar-checkout").addEventListener("click", () => {
+  if (!catalog) return;
+  if (cart.count < catalog.minItems) {
+    location.hash = "cart";
+    announce(minimumMessage(cart.count, catalog.minItems));
+    return;
+  }
+  location.hash = "checkout";
+});
+
 $("#to-checkout").addEventListener("click", () => {
   if (!catalog) return;
   if (cart.count < catalog.minItems) {
