@@ -105,6 +105,7 @@ class Shop:
     page_errors: list[str] = field(default_factory=list)
     csp_violations: list[dict[str, Any]] = field(default_factory=list)
     order_posts: list[OrderPost] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)  # every URL any page of it asked for
 
     def goto(self, path: str = "/", page: Any = None) -> Any:
         page = page or self.page
@@ -153,6 +154,7 @@ def make_shop(browser: Any, stack: Any, request: pytest.FixtureRequest) -> Itera
         context.add_init_script(_CSP_LISTENER)
 
         def on_request(req: Any) -> None:
+            shop.requested.append(req.url)
             if req.method == "POST" and req.url.startswith(stack.url + "/api/orders"):
                 try:
                     body = json.loads(req.post_data or "null")

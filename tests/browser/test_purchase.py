@@ -118,6 +118,11 @@ def test_full_purchase_emails_receipt_and_merchant_alert(shop, stack):
     assert {a.lower() for m in mine for a in m["to"]} >= {email, merchant}
     viewer.close()
 
+    # offline for real: nothing but the local stack was asked for anything (no route stubs)
+    foreign = [u for u in shop.requested if not u.startswith((stack.url + "/", "data:"))]
+    assert not foreign, f"requests that need the internet: {foreign}"
+    assert any("/_dev/turnstile/" in u for u in shop.requested), "the local test check ran"
+
     # Back from the confirmation returns to the shop, not to an empty checkout
     page.go_back()
     page.locator("#view-shop").wait_for(state="visible")
