@@ -118,7 +118,7 @@ function renderShopInfo() {
     $("#fact-fee").textContent = feeText(shop, catalog.currency);
     $("#fact-payment").textContent = shop.payment;
     $("#fact-hours").textContent = shop.hours;
-    $("#shop-facts").hidden = false;
+    $("#shop-facts").classList.remove("pending");
     const a = shop.address;
     $("#footer-address").textContent = [a.line1, a.line2, `${a.city}, ${a.state} ${a.zip}`].filter(Boolean).join(", ");
     $("#footer-contact").replaceChildren(
@@ -127,6 +127,7 @@ function renderShopInfo() {
     $("#footer-privacy").textContent = shop.privacy;
     $("#footer-terms").textContent = shop.terms;
   }
+  $("#shop-facts").hidden = !shop;
   const closed = $("#closed-note");
   closed.hidden = catalog.openNow;
   closed.textContent = catalog.openNow ? "" : `We're closed right now and take orders again ${opensText(catalog.opensAt, shop)}. You can fill your cart in the meantime.`;
