@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.browser.axe import audit
 from tests.browser.constants import SERVER_ONLY_BAD_PHONE, UNDELIVERABLE_DOMAIN, shopper_email
 from tests.browser.flows import (
     ORDERS_URL,
@@ -190,6 +191,7 @@ def test_refusals_get_a_clear_message_and_keep_the_form(
     assert page.inner_text("#submit-order") == "Place order"
     for field in ("name", "email", "phone", "line1", "line2", "city", "state", "zip"):
         assert page.input_value(f"#f-{field}") == values[field]
+    audit(page, f"checkout refused with HTTP {status}")
     if body and isinstance(body, dict) and body["error"]["code"] == "bot_check_failed":
         assert page.evaluate("window.__resets") == resets_before + 1
         wait_turnstile(page)

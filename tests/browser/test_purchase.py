@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from tests.browser.axe import audit
 from tests.browser.constants import CART_KEY, CHECKOUT_KEY, shopper_email
 from tests.browser.flows import (
     add,
@@ -156,5 +157,6 @@ def test_purchase_on_a_360px_phone(make_shop, stack):
     order_id = wait_confirmation(page)
     no_horizontal_scroll("confirmation")
     screenshot(page, "confirmation-mobile")
+    audit(page, "confirmation on a 360 px phone")
     assert [o["order_id"] for o in orders_for(stack, email)] == [order_id]
     shop.assert_clean()

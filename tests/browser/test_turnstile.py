@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.browser.axe import audit
 from tests.browser.constants import shopper_email
 from tests.browser.flows import (
     add,
@@ -65,6 +66,7 @@ def test_local_stand_in_is_labelled_keyboard_accessible_and_can_fail(shop, stack
     )
     assert page.evaluate("window.turnstile.getResponse()") == ""
     screenshot(page, "checkout-standin-failed")
+    audit(page, "checkout, local test check failed")
     submit(page)
     alert = page.locator("#form-alert")
     page.wait_for_function("() => document.querySelector('#form-alert').textContent.length > 0")
@@ -122,4 +124,5 @@ def test_cloudflare_script_blocked_or_hanging_says_how_to_order_anyway(shop, sta
     assert page.locator("#form-alert").get_attribute("role") == "alert"
     assert orders_for(stack, email) == []
     screenshot(page, f"checkout-turnstile-{how}")
+    audit(page, f"checkout, Cloudflare's script {how}")
     shop.assert_clean(allow=BLOCKED_NOISE)
