@@ -57,9 +57,21 @@ def get_catalog() -> Response:
         _edge()
     except ApiError as e:
         return _error(e)
-    return _json(
-        200, load_catalog().as_response(load().min_items), {"Cache-Control": "public, max-age=60"}
-    )
+    from chalicelib import clock
+    from chalicelib.hours import is_open
+    from chalicelib.shop import load_shop
+
+    settings = load()
+    body = load_catalog().as_response(settings.min_items)
+    body["max_line_qty"] = settings.max_line_qty
+    body["shop"] = load_shop().as_response()
+    try:  # the hours the server enforces (BUSINESS_HOURS), so the page agrees with POST /orders
+        open_now, next_open = is_open(clock.now(), settings.business_hours, settings.shop_timezone)
+    except (ValueError, KeyError):
+        open_now, next_open = True, None
+    body["open_now"] = open_now
+    body["opens_at"] = next_open.isoformat() if next_open else None
+    return _json(200, body, {"Cache-Control": "public, max-age=60"})
 
 
 @app.route("/orders", methods=["POST"], content_types=["*/*"], cors=False)

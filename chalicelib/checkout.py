@@ -34,6 +34,7 @@ from chalicelib.obs import log, mask_email, mask_phone, metric
 from chalicelib.orders import IDEMPOTENCY_KEY_RE, OrderRequest, parse_order, request_hash
 from chalicelib.ratelimit import Decision, Limit, decide
 from chalicelib.services import Services, services
+from chalicelib.shop import load_shop
 from chalicelib.store import ROLES, CreateOutcome, Idempotency
 from chalicelib.suppression import active, keys_for
 
@@ -137,6 +138,7 @@ def validate(body: Any, svc: Services) -> OrderRequest:
             min_items=s.min_items,
             max_line_qty=s.max_line_qty,
             test_environment=s.email_test_environment,
+            shop=load_shop(),
         )
     except ApiError as e:
         raise reject(e, fields=sorted(e.fields)) from None
@@ -386,6 +388,8 @@ def order_builder(
                 "zip": req.shipping.zip,
             },
             "items": req.lines_as_dicts(),
+            "subtotal_cents": req.subtotal_cents,
+            "delivery_fee_cents": req.delivery_fee_cents,
             "total_cents": req.total_cents,
             "currency": req.currency,
             "request_hash": digest,
@@ -415,6 +419,8 @@ def response_body(order: dict[str, Any]) -> dict[str, Any]:
         "order_id": order["order_id"],
         "status": "accepted",
         "items": order["items"],
+        "subtotal_cents": order.get("subtotal_cents", order["total_cents"]),
+        "delivery_fee_cents": order.get("delivery_fee_cents", 0),
         "total_cents": order["total_cents"],
         "currency": order["currency"],
     }

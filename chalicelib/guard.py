@@ -61,6 +61,8 @@ def honeypot_response(req: OrderRequest) -> dict[str, Any]:
         "order_id": ids.new_order_id(),
         "status": "accepted",
         "items": req.lines_as_dicts(),
+        "subtotal_cents": req.subtotal_cents,
+        "delivery_fee_cents": req.delivery_fee_cents,
         "total_cents": req.total_cents,
         "currency": req.currency,
     }

@@ -95,6 +95,8 @@ def render(
 ) -> Email:
     """Build the merchant alert (with its one-click `actions`: action -> signed URL) or the
     customer receipt (with the order's `status_url`) for a stored order."""
+    from chalicelib.shop import load_shop
+
     env = _environment()
     oid = safe_header(str(order["order_id"]))
     ctx = {
@@ -102,6 +104,7 @@ def render(
         "shop_name": shop_name,
         "actions": [(ACTION_LABELS.get(a, a), url) for a, url in (actions or {}).items()],
         "status_url": status_url,
+        "shop": load_shop(),
     }
     if role == "merchant":
         subject = f"New order {oid}"

@@ -10,12 +10,15 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import textguard
 from chalicelib.catalog import Catalog
 from chalicelib.errors import ApiError, validation_failed
 from chalicelib.recipients import Undeliverable, normalize_email
+
+if TYPE_CHECKING:
+    from chalicelib.shop import ShopProfile
 
 US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
@@ -85,6 +88,9 @@ class OrderRequest:
     currency: str
     turnstile_token: str | None
     honeypot: str
+    # total_cents = subtotal_cents + delivery_fee_cents (the fee priced from the shop profile)
+    subtotal_cents: int = 0
+    delivery_fee_cents: int = 0
 
     def lines_as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(line) for line in self.lines]
@@ -230,6 +236,7 @@ def parse_order(
     min_items: int = 3,
     max_line_qty: int = 50,
     test_environment: bool = False,
+    shop: ShopProfile | None = None,
 ) -> OrderRequest:
     """Validate and price an order body. Raises ApiError (422) listing every bad field."""
     if not isinstance(body, dict):
@@ -296,14 +303,41 @@ def parse_order(
                 extra={"reason": "syntax"},
             )
         raise validation_failed(errors)
+    if shop is not None:
+        check_delivery_area(shop, state, zip_code)
+    subtotal = sum(line.line_total_cents for line in lines)
+    fee = delivery_fee_cents(shop, subtotal)
     return OrderRequest(
         name=name,
         email=email,
         phone=phone,
         shipping=Address(line1, line2, city, state, zip_code),
         lines=lines,
-        total_cents=sum(line.line_total_cents for line in lines),
+        total_cents=subtotal + fee,
         currency=catalog.currency,
         turnstile_token=token,
         honeypot=honeypot,
+        subtotal_cents=subtotal,
+        delivery_fee_cents=fee,
     )
+
+
+# --- delivery area and fee (the shop profile) ------------------------------------------------
+
+
+def check_delivery_area(shop: ShopProfile, state: str, zip_code: str) -> None:
+    """422 outside_delivery_area unless the shop delivers to this state + ZIP."""
+    if shop.delivery_area.covers(state, zip_code):
+        return
+    area = shop.delivery_area.description
+    raise ApiError(
+        422,
+        "outside_delivery_area",
+        f"Sorry, we only deliver in {area}. Please use a delivery address there.",
+        {"shipping.zip": f"We don't deliver to this ZIP code. We deliver in {area}."},
+    )
+
+
+def delivery_fee_cents(shop: ShopProfile | None, subtotal_cents: int) -> int:
+    """The delivery fee for this subtotal, priced on the server (0 without a shop profile)."""
+    return 0 if shop is None else shop.delivery_fee(subtotal_cents)

@@ -1,41 +1,45 @@
-"""Local dev web server (127.0.0.1:8000 by default).
+"""Local dev web server (127.0.0.1:8000 by default), a werkzeug WSGI app.
 
-- serves `website/` at `/` with the same security headers CloudFront adds in the cloud
-- forwards `/api/*` to `chalice local` (same origin, like CloudFront's /api/* behaviour)
+- serves `website/` at `/` with the security headers of infra/security_headers.json (the one
+  source: CloudFront's ResponseHeadersPolicy is built from the same file)
+- `/config.json`: the local stage's config, generated here (the Turnstile stand-in below,
+  Cloudflare's always-pass test sitekey); a website/config.json on disk is not used locally
+- `/_dev/turnstile/v0/api.js`: a stand-in for Cloudflare's Turnstile script (same explicit
+  render API) so the shop works offline; its token is the one devstack/siteverify.py accepts
+- forwards `/api/*` to `chalice local` (same origin, like CloudFront's /api/* behaviour),
+  reading the whole body first (Content-Length or chunked), at most MAX_BODY bytes
 - `/_dev/mail` shows every email moto's SES recorded, newest first, plus each order's email
   statuses and the suppression list; `/_dev/mail.json` is the same as JSON.
-Local tooling only: never deployed.
+Every request gets an HTTP answer (malformed paths, bad Content-Length, a dead upstream), with
+one Server and one Date header. Local tooling only: never deployed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import html
 import json
 import mimetypes
 import os
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from devstack.siteverify import DUMMY_TOKEN, FAIL_SITEKEY, PASS_SITEKEY
+
 ROOT = Path(__file__).resolve().parent.parent
 WEBSITE = ROOT / "website"
-TURNSTILE = "https://challenges.cloudflare.com"
-CSP = (
-    "default-src 'self'; "
-    f"script-src 'self' {TURNSTILE}; "
-    f"frame-src {TURNSTILE}; "
-    "style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'self'; object-src 'none'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "X-Frame-Options": "DENY",
-}
+HEADERS_FILE = ROOT / "infra" / "security_headers.json"
+STANDIN_JS = Path(__file__).resolve().parent / "turnstile_standin.js"
+STANDIN_PATH = "/_dev/turnstile/v0/api.js"
+CLOUDFLARE_SCRIPT = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit"
+MAX_BODY = 1024 * 1024  # the API refuses more than 16 KiB itself; this only bounds the proxy
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -47,6 +51,9 @@ HOP_BY_HOP = {
     "proxy-authenticate",
     "host",
     "content-length",
+    # the dev server sends its own (exactly one of each)
+    "server",
+    "date",
 }
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -54,14 +61,51 @@ mimetypes.add_type("image/svg+xml", ".svg")
 mimetypes.add_type("image/webp", ".webp")
 
 
-def stage_config(stage: str, sitekey: str, api_base: str = "/api") -> dict[str, str]:
-    return {"stage": stage, "apiBase": api_base, "turnstileSitekey": sitekey}
+def security_headers(path: Path = HEADERS_FILE, https: bool = False) -> dict[str, str]:
+    """The site's security headers from infra/security_headers.json (CSP built from its
+    directives; the HTTPS-only ones only over HTTPS)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    csp = "; ".join(f"{k} {' '.join(v)}" for k, v in data["content_security_policy"].items())
+    out = {"Content-Security-Policy": csp, **data["headers"]}
+    if https:
+        out.update(data.get("https_only_headers", {}))
+    return out
 
 
-def write_stage_config(path: Path, stage: str, sitekey: str) -> None:
-    """The per-stage config file the storefront reads (generated, never committed)."""
+SECURITY_HEADERS = security_headers()
+
+
+def stage_config(
+    stage: str, sitekey: str, api_base: str = "/api", turnstile_script: str = ""
+) -> dict[str, str]:
+    config = {"stage": stage, "apiBase": api_base, "turnstileSitekey": sitekey}
+    if turnstile_script:
+        config["turnstileScript"] = turnstile_script
+    return config
+
+
+def local_config(sitekey: str = PASS_SITEKEY) -> dict[str, str]:
+    """What the dev server answers for /config.json: the local Turnstile stand-in."""
+    return stage_config("local", sitekey, turnstile_script=STANDIN_PATH + "?render=explicit")
+
+
+def write_stage_config(path: Path, stage: str, sitekey: str, turnstile_script: str = "") -> None:
+    """A per-stage config file the storefront reads (generated, never committed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stage_config(stage, sitekey), indent=2) + "\n", encoding="utf-8")
+    body = stage_config(stage, sitekey, turnstile_script=turnstile_script)
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+
+
+def standin_script() -> bytes:
+    """The Turnstile stand-in, with the token and test sitekeys siteverify.py knows."""
+    js = STANDIN_JS.read_text(encoding="utf-8")
+    for name, value in (
+        ("__DUMMY_TOKEN__", DUMMY_TOKEN),
+        ("__PASS_SITEKEY__", PASS_SITEKEY),
+        ("__FAIL_SITEKEY__", FAIL_SITEKEY),
+    ):
+        js = js.replace(name, value)
+    return js.encode("utf-8")
 
 
 def recorded_mail(moto_url: str) -> list[dict[str, Any]]:
@@ -122,7 +166,8 @@ def render_mail_page(mail: list[dict[str, Any]], state: dict[str, Any]) -> str:
         for s in state.get("suppression", [])
     )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Local mail ({len(mail)})</title><link rel="stylesheet" href="/_dev/mail.css"></head><body>
+<title>Local mail ({len(mail)})</title><link rel="icon" href="/img/logo.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/_dev/mail.css"></head><body>
 <h1>Local mail viewer</h1><p>{len(mail)} email(s) sent through the local SES (moto), newest first.
 <a href="/_dev/mail">Refresh</a> &middot; <a href="/">Shop</a></p>
 {"".join(rows) or "<p>No email yet. Place an order in the shop.</p>"}
@@ -140,103 +185,170 @@ MAIL_CSS = """body{font:15px/1.4 system-ui,sans-serif;margin:2rem;max-width:60re
 table{border-collapse:collapse}td,th{border:1px solid #ccd;padding:.3rem .6rem;text-align:left}"""
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = "devserver"
-    chalice_url = "http://127.0.0.1:8001"
-    moto_url = "http://127.0.0.1:4566"
-    protocol_version = "HTTP/1.1"
+COMPRESSIBLE = ("text/", "application/json", "image/svg+xml")
 
-    def log_message(self, fmt: str, *args: Any) -> None:
-        if os.environ.get("DEVSERVER_QUIET") != "1":
-            super().log_message(fmt, *args)
 
-    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+def compress(request: Request, response: Response) -> None:
+    """gzip text responses for clients that accept it, as CloudFront does (Compress: true)."""
+    response.vary.add("Accept-Encoding")
+    ctype = response.mimetype or ""
+    if (
+        "gzip" not in request.headers.get("Accept-Encoding", "").lower()
+        or response.headers.get("Content-Encoding")
+        or not ctype.startswith(COMPRESSIBLE)
+        or response.status_code < 200
+        or response.status_code in (204, 304)
+    ):
+        return
+    data = response.get_data()
+    if len(data) < 1000:  # CloudFront compresses from 1,000 bytes
+        return
+    response.set_data(gzip.compress(data, compresslevel=6, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._route()
 
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._route()
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "fields": {}}}
+    r = Response(json.dumps(body), status, content_type="application/json", headers=headers)
+    return r
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._route()
 
-    def do_PUT(self) -> None:  # noqa: N802
-        self._route()
+class DevServer:
+    """The WSGI app: static site, /config.json, the Turnstile stand-in, /api proxy, /_dev/mail."""
 
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._route()
+    def __init__(
+        self,
+        chalice_url: str = "http://127.0.0.1:8001",
+        moto_url: str = "http://127.0.0.1:4566",
+        sitekey: str = PASS_SITEKEY,
+    ) -> None:
+        self.chalice_url = chalice_url
+        self.moto_url = moto_url
+        self.config = local_config(sitekey)
 
-    def do_OPTIONS(self) -> None:  # noqa: N802
-        self._route()
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self.route(request)
+        except Exception as e:  # noqa: BLE001 - a dev server answers, whatever happened
+            response = _error(500, "internal_error", f"dev server: {type(e).__name__}")
+        if not request.path.startswith("/_dev/mail"):  # the viewer shows emails' inline styles
+            for k, v in SECURITY_HEADERS.items():
+                response.headers.setdefault(k, v)
+        compress(request, response)
+        return response(environ, start_response)
 
-    def _route(self) -> None:
-        path = self.path.split("?", 1)[0]
+    def route(self, request: Request) -> Response:
+        path = request.path
         if path == "/api" or path.startswith("/api/"):
-            return self._proxy()
+            return self.proxy(request)
+        if request.method not in ("GET", "HEAD"):
+            return Response("method not allowed\n", 405, {"Allow": "GET, HEAD"})
+        if path == "/config.json":
+            return self.json(self.config, cache="no-cache")
+        if path == STANDIN_PATH:
+            return Response(
+                standin_script(),
+                content_type="text/javascript; charset=utf-8",
+                headers={"Cache-Control": "no-cache"},
+            )
         if path == "/_dev/mail.json":
-            body = {"mail": recorded_mail(self.moto_url), **local_state()}
-            return self._send(200, json.dumps(body).encode(), "application/json")
+            return self.json({"mail": recorded_mail(self.moto_url), **local_state()})
         if path == "/_dev/mail":
             page = render_mail_page(recorded_mail(self.moto_url), local_state())
-            return self._send(200, page.encode(), "text/html; charset=utf-8")
+            return Response(page, content_type="text/html; charset=utf-8")
+        if path == "/favicon.ico":  # browsers ask for it on pages without an icon (JSON views)
+            path = "/img/logo.svg"
         if path == "/_dev/mail.css":
-            return self._send(200, MAIL_CSS.encode(), "text/css")
-        if self.command not in ("GET", "HEAD"):
-            return self._send(405, b"method not allowed", "text/plain")
-        return self._static(path)
+            return Response(MAIL_CSS, content_type="text/css; charset=utf-8")
+        return self.static(path)
 
-    def _static(self, path: str) -> None:
-        rel = urllib.request.url2pathname(path).lstrip("/") or "index.html"
-        target = (WEBSITE / rel).resolve()
-        if target.is_dir():
-            target = target / "index.html"
-        if WEBSITE.resolve() not in target.parents or not target.is_file():
-            return self._send(404, b"not found", "text/plain", SECURITY_HEADERS)
+    @staticmethod
+    def json(body: Any, cache: str = "no-store") -> Response:
+        return Response(
+            json.dumps(body), content_type="application/json", headers={"Cache-Control": cache}
+        )
+
+    @staticmethod
+    def static(path: str) -> Response:
+        not_found = Response("not found\n", 404, content_type="text/plain; charset=utf-8")
+        rel = path.lstrip("/") or "index.html"
+        if "\x00" in rel or "\\" in rel or any(p in ("..", "") for p in rel.split("/")[:-1]):
+            return not_found
+        try:
+            target = (WEBSITE / rel).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if WEBSITE.resolve() not in target.parents or not target.is_file():
+                return not_found
+            data = target.read_bytes()
+        except (OSError, ValueError):  # a name the file system refuses
+            return not_found
+        if target.name == "config.json" and target.parent == WEBSITE.resolve():
+            return not_found  # the dev server's own /config.json is the local one
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/json", "image/svg+xml"):
             ctype += "; charset=utf-8"
         cache = "no-cache" if target.suffix in (".html", ".json") else "max-age=60"
-        self._send(200, target.read_bytes(), ctype, {**SECURITY_HEADERS, "Cache-Control": cache})
+        return Response(data, content_type=ctype, headers={"Cache-Control": cache})
 
-    def _proxy(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        upstream = self.chalice_url + self.path[len("/api") :]
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        req = urllib.request.Request(upstream, data=body, headers=headers, method=self.command)
+    def proxy(self, request: Request) -> Response:
+        raw_length = request.headers.get("Content-Length")
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if raw_length is not None and not chunked:
+            if not raw_length.strip().isdigit():
+                return _error(400, "bad_request", "Content-Length must be a number of bytes.")
+            if int(raw_length) > MAX_BODY:
+                msg = "The request body is too large."
+                return _error(413, "payload_too_large", msg, {"Connection": "close"})
+        body = request.stream.read(MAX_BODY + 1) if (raw_length or chunked) else b""
+        if len(body) > MAX_BODY:
+            return _error(413, "payload_too_large", "The request body is too large.")
+        query = request.query_string.decode("latin-1")
+        upstream = self.chalice_url + request.path[len("/api") :] + ("?" + query if query else "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        req = urllib.request.Request(
+            upstream,
+            data=body if request.method not in ("GET", "HEAD") or body else None,
+            headers=headers,
+            method=request.method,
+        )
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback only
                 status, rheaders, rbody = r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             status, rheaders, rbody = e.code, e.headers, e.read()
-        except (urllib.error.URLError, TimeoutError, ConnectionError):
-            msg = {
-                "error": {
-                    "code": "service_unavailable",
-                    "message": "The API is not reachable. Please try again in a moment.",
-                    "fields": {},
-                    "retry_after": 2,
-                }
-            }
-            body = json.dumps(msg).encode()
-            return self._send(503, body, "application/json", {"Retry-After": "2"})
-        extra = {k: v for k, v in rheaders.items() if k.lower() not in HOP_BY_HOP}
-        extra.pop("Content-Type", None)
-        self._send(status, rbody, rheaders.get("Content-Type", "application/json"), extra)
+        except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError):
+            r503 = _error(
+                503,
+                "service_unavailable",
+                "The API is not reachable. Please try again in a moment.",
+                {"Retry-After": "2"},
+            )
+            return r503
+        out = Response(rbody, status)
+        for k, v in rheaders.items():
+            if k.lower() not in HOP_BY_HOP:
+                out.headers.add(k, v) if k.lower() != "content-type" else out.headers.set(k, v)
+        return out
 
 
-def serve(host: str, port: int, chalice_url: str, moto_url: str) -> ThreadingHTTPServer:
-    handler = type("H", (Handler,), {"chalice_url": chalice_url, "moto_url": moto_url})
-    return ThreadingHTTPServer((host, port), handler)
+class _Handler(WSGIRequestHandler):
+    # a request line we can't parse still gets a status line (http.server would answer it
+    # HTTP/0.9 style: a bare body)
+    default_request_version = "HTTP/1.0"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if os.environ.get("DEVSERVER_QUIET") != "1":
+            super().log_request(code, size)
+
+
+def serve(
+    host: str, port: int, chalice_url: str, moto_url: str, sitekey: str = PASS_SITEKEY
+) -> BaseWSGIServer:
+    """A threaded werkzeug server for the dev app (listen backlog 128: bursts are queued)."""
+    app = DevServer(chalice_url, moto_url, sitekey)
+    return make_server(host, port, app, threaded=True, request_handler=_Handler)
 
 
 def main() -> None:
@@ -245,8 +357,9 @@ def main() -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("WEB_PORT") or "8000"))
     p.add_argument("--chalice-url", default="http://127.0.0.1:8001")
     p.add_argument("--moto-url", default="http://127.0.0.1:4566")
+    p.add_argument("--sitekey", default=PASS_SITEKEY, help="Turnstile sitekey in /config.json")
     a = p.parse_args()
-    server = serve(a.host, a.port, a.chalice_url, a.moto_url)
+    server = serve(a.host, a.port, a.chalice_url, a.moto_url, a.sitekey)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

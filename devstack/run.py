@@ -23,6 +23,7 @@ def main() -> int:
         f"\n  shop:         {stack.url}/\n"
         f"  mail viewer:  {stack.url}/_dev/mail\n"
         f"  API:          {stack.url}/api/catalog\n"
+        f'  bot check:    the offline "Local test check" (see {stack.url}/config.json)\n'
         f"  local AWS:    {stack.moto_url}  (moto)\n"
         f"  logs:         .devstack/*.log\n\n"
         "Ctrl-C stops everything.",

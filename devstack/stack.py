@@ -18,8 +18,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devstack.devserver import write_stage_config
-
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SITEKEY = "1x00000000000000000000AA"
 
@@ -147,19 +145,19 @@ class Stack:
             from devstack.bootstrap import bootstrap
 
             bootstrap(self.moto_url, self.env)
-            write_stage_config(ROOT / "website" / "config.json", "local", TEST_SITEKEY)
             self._spawn(
                 "chalice",
+                # chalice local, with our error shape for unknown routes/methods
                 [
-                    str(Path(sys.executable).with_name("chalice")),
-                    "local",
-                    "--stage",
-                    "local",
+                    py,
+                    "-m",
+                    "devstack.chalice_local",
                     "--host",
                     "127.0.0.1",
                     "--port",
                     str(self.chalice_port),
-                    "--no-autoreload",
+                    "--stage",
+                    "local",
                 ],
                 quiet=quiet,
             )
@@ -175,6 +173,8 @@ class Stack:
                     self.chalice_url,
                     "--moto-url",
                     self.moto_url,
+                    "--sitekey",
+                    TEST_SITEKEY,
                 ],
             )
             wait_until(

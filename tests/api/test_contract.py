@@ -479,6 +479,13 @@ def test_422_closed(client: Any, monkeypatch: Any) -> None:
     assert opens.tzinfo is not None and opens > sunday_noon_ny
 
 
+def test_422_outside_delivery_area(client: Any, siteverify: Any) -> None:
+    r = post_order(client, order_body(shipping__state="CA", shipping__zip="94103"))
+    err = check_error(r, 422, "outside_delivery_area")
+    assert set(err["fields"]) == {"shipping.zip"}
+    assert siteverify.requests() == []
+
+
 def test_429_rate_limited(client: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("RATE_LIMIT_EMAIL", "1/600")
     assert post_order(client, order_body()).status_code == 201

@@ -568,10 +568,15 @@ class Fuzz:
 
 
 @pytest.fixture()
-def fuzz(client: Any, aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def fuzz(client: Any, aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     from chalicelib import guard
     from chalicelib.mail import Mailer
 
+    # any US address is valid here: a shop profile that delivers everywhere (tests/api/test_shop.py
+    # covers the delivery area)
+    everywhere = tmp_path / "shop-everywhere.json"
+    everywhere.write_text('{"delivery_area": {"states": [], "zip_prefixes": []}}')
+    monkeypatch.setenv("SHOP_PROFILE", str(everywhere))
     monkeypatch.setenv("RATE_LIMIT_IP", "1000000/600")
     monkeypatch.setenv("RATE_LIMIT_EMAIL", "1000000/600")
     # the honeypot's believable delay (50-200 ms) would dominate the run: no jitter here
@@ -720,7 +725,8 @@ def test_valid_orders_are_accepted_and_mailed_once(fuzz: Any, body: dict[str, An
     got = json.loads(r.body)
     assert got["order_id"] in fuzz.created
     assert [i["sku"] for i in got["items"]] == [i["sku"] for i in body["items"]]
-    assert got["total_cents"] == sum(i["line_total_cents"] for i in got["items"])
+    assert got["subtotal_cents"] == sum(i["line_total_cents"] for i in got["items"])
+    assert got["total_cents"] == got["subtotal_cents"] + got["delivery_fee_cents"]
 
 
 def test_zz_at_least_5000_requests_were_generated(request: Any) -> None:

@@ -45,7 +45,8 @@ def test_happy_path_stores_then_sends_two_emails(client: Any, aws: Any) -> None:
     gm, beet = cat.get("green-machine"), cat.get("beet-it")
     assert gm and beet
     assert body["status"] == "accepted" and body["currency"] == "USD"
-    assert body["total_cents"] == 2 * gm.price_cents + beet.price_cents
+    assert body["subtotal_cents"] == 2 * gm.price_cents + beet.price_cents
+    assert body["total_cents"] == body["subtotal_cents"] + body["delivery_fee_cents"]
     assert body["items"][0] == {
         "sku": "green-machine",
         "name": gm.name,
@@ -92,8 +93,8 @@ def test_client_prices_and_totals_are_ignored(client: Any, aws: Any) -> None:
     assert r.status_code == 201
     gm = load_catalog().get("green-machine")
     assert gm is not None
-    assert json.loads(r.body)["total_cents"] == 3 * gm.price_cents
-    assert _orders(aws)[0]["total_cents"] == 3 * gm.price_cents
+    assert json.loads(r.body)["subtotal_cents"] == 3 * gm.price_cents
+    assert _orders(aws)[0]["subtotal_cents"] == 3 * gm.price_cents
 
 
 @pytest.mark.parametrize(

@@ -47,9 +47,10 @@ def fill_checkout(page: Any, email: str, **overrides: str) -> dict[str, str]:
 
 
 def wait_turnstile(page: Any) -> None:
-    """The stub widget has produced its token."""
+    """The bot check widget (the local stand-in under `make run`) has produced its token."""
     page.wait_for_function(
-        "() => window.turnstile && document.querySelector('#bot-check-widget input')?.value"
+        "() => window.turnstile && document.querySelector("
+        "'#bot-check-widget input[name=\"cf-turnstile-response\"]')?.value"
     )
 
 

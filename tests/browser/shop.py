@@ -2,7 +2,9 @@
 
 One Chromium (Debian's, by executable path: Playwright can't download browsers here) per
 session, a fresh context per test, the real local stack (`devstack.stack.Stack`) serving the
-site with its CSP header. Turnstile's script is answered by tests/browser/turnstile_stub.js.
+site with its CSP header, exactly as `make run` serves it: the page loads the dev server's
+offline Turnstile stand-in (devstack/turnstile_standin.js) because the local config.json says
+so; nothing is routed, so any request to Cloudflare would fail like it does offline.
 Every test fails on an uncaught page error or a CSP violation; `Shop.assert_clean()` also
 rejects console errors. Failing tests leave a screenshot in artifacts/screenshots/failures/.
 
@@ -25,7 +27,6 @@ from devstack.chromium import CHROMIUM_CANDIDATES, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-TURNSTILE_STUB = ROOT / "tests" / "browser" / "turnstile_stub.js"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -104,6 +105,7 @@ class Shop:
     page_errors: list[str] = field(default_factory=list)
     csp_violations: list[dict[str, Any]] = field(default_factory=list)
     order_posts: list[OrderPost] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)  # every URL any page of it asked for
 
     def goto(self, path: str = "/", page: Any = None) -> Any:
         page = page or self.page
@@ -135,17 +137,6 @@ def _attach(shop: Shop, page: Any) -> None:
     page.on("pageerror", lambda e: shop.page_errors.append(str(e)))
 
 
-def _serve_turnstile_stub(route: Any) -> None:
-    if "/turnstile/v0/api.js" in route.request.url:
-        route.fulfill(
-            status=200,
-            content_type="text/javascript; charset=utf-8",
-            body=TURNSTILE_STUB.read_text(encoding="utf-8"),
-        )
-    else:  # nothing else from Cloudflare exists offline
-        route.fulfill(status=404, body="")
-
-
 @pytest.fixture()
 def make_shop(browser: Any, stack: Any, request: pytest.FixtureRequest) -> Iterator[Callable]:
     """make_shop(viewport=DESKTOP, **context_options) -> Shop; closed after the test."""
@@ -156,7 +147,6 @@ def make_shop(browser: Any, stack: Any, request: pytest.FixtureRequest) -> Itera
             viewport=viewport or DESKTOP, service_workers="block", **options
         )
         context.set_default_timeout(10_000)
-        context.route("https://challenges.cloudflare.com/**", _serve_turnstile_stub)
         shop = Shop(context=context, page=None, url=stack.url)
         context.expose_function(
             "__reportCsp", lambda raw: shop.csp_violations.append(json.loads(raw))
@@ -164,6 +154,7 @@ def make_shop(browser: Any, stack: Any, request: pytest.FixtureRequest) -> Itera
         context.add_init_script(_CSP_LISTENER)
 
         def on_request(req: Any) -> None:
+            shop.requested.append(req.url)
             if req.method == "POST" and req.url.startswith(stack.url + "/api/orders"):
                 try:
                     body = json.loads(req.post_data or "null")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from tests.browser.axe import audit
 from tests.browser.constants import CART_KEY, CHECKOUT_KEY, shopper_email
 from tests.browser.flows import (
     add,
@@ -51,7 +52,9 @@ def test_full_purchase_emails_receipt_and_merchant_alert(shop, stack):
     email = shopper_email("full")
     add(page, "green-machine", 2)
     add(page, "watermelon-cooler", 1)
-    assert page.inner_text("#cart-total") == "$25.48"  # 2 x 8.99 + 7.50, display only
+    assert page.inner_text("#cart-subtotal") == "$25.48"  # 2 x 8.99 + 7.50, display only
+    assert page.inner_text("#cart-fee") == "$5.00"  # below the free-delivery threshold
+    assert page.inner_text("#cart-total") == "$30.48"
     go_to_checkout(page)
     fill_checkout(page, email)
     wait_turnstile(page)
@@ -69,7 +72,19 @@ def test_full_purchase_emails_receipt_and_merchant_alert(shop, stack):
     for item in order["items"]:
         assert item["name"] in text
         assert f"${item['line_total_cents'] / 100:.2f}" in text
-    assert page.inner_text("#confirm-total") == f"${order['total_cents'] / 100:.2f}" == "$25.48"
+    assert page.inner_text("#confirm-subtotal") == "$25.48"
+    assert page.inner_text("#confirm-fee") == f"${order['delivery_fee_cents'] / 100:.2f}" == "$5.00"
+    assert page.inner_text("#confirm-total") == f"${order['total_cents'] / 100:.2f}" == "$30.48"
+    # where, who, how to pay, what next, how to reach the shop
+    catalog = page.evaluate("fetch('/api/catalog').then(r => r.json())")
+    address = page.inner_text("#confirm-address")
+    for part in ("12 Orchard St", "Apt 4B", "New York, NY 10002"):
+        assert part in address
+    assert page.inner_text("#confirm-phone") == "(212) 555-0143"
+    assert catalog["shop"]["payment"] in page.inner_text("#confirm-payment")
+    assert "deliver" in page.inner_text("#confirm-next")
+    contact = page.inner_text("#confirm-contact")
+    assert catalog["shop"]["phone"] in contact and catalog["shop"]["email"] in contact
     assert email in page.inner_text("#confirm-email-note")
     assert "receipt" in page.inner_text("#confirm-email-note")
     # ... and only now the cart is empty, and the checkout draft is gone
@@ -104,6 +119,16 @@ def test_full_purchase_emails_receipt_and_merchant_alert(shop, stack):
     assert {a.lower() for m in mine for a in m["to"]} >= {email, merchant}
     viewer.close()
 
+    # offline for real: nothing but the local stack was asked for anything (no route stubs)
+    foreign = [u for u in shop.requested if not u.startswith((stack.url + "/", "data:"))]
+    assert not foreign, f"requests that need the internet: {foreign}"
+    assert any("/_dev/turnstile/" in u for u in shop.requested), "the local test check ran"
+
+    # Back from the confirmation returns to the shop, not to an empty checkout
+    page.go_back()
+    page.locator("#view-shop").wait_for(state="visible")
+    assert page.locator("#view-checkout").is_hidden()
+    assert page.evaluate("location.hash") in ("", "#shop", "#cart")
     shop.assert_clean()
 
 
@@ -132,5 +157,6 @@ def test_purchase_on_a_360px_phone(make_shop, stack):
     order_id = wait_confirmation(page)
     no_horizontal_scroll("confirmation")
     screenshot(page, "confirmation-mobile")
+    audit(page, "confirmation on a 360 px phone")
     assert [o["order_id"] for o in orders_for(stack, email)] == [order_id]
     shop.assert_clean()

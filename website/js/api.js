@@ -1,6 +1,9 @@
 // The shop API (same origin, under config.apiBase) and the per-stage config.
 
-const DEFAULT_CONFIG = { stage: "local", apiBase: "/api", turnstileSitekey: "" };
+// Cloud stages load Cloudflare's script; the local stage's config (served by the dev server)
+// points at its offline stand-in, a same-origin path.
+export const CLOUDFLARE_TURNSTILE = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit";
+const DEFAULT_CONFIG = { stage: "local", apiBase: "/api", turnstileSitekey: "", turnstileScript: CLOUDFLARE_TURNSTILE };
 let apiBase = DEFAULT_CONFIG.apiBase;
 
 export class NetworkError extends Error {}
@@ -19,6 +22,10 @@ export async function loadConfig() {
   }
   // only same-origin paths: the CSP allows connect-src 'self' and nothing else
   apiBase = /^\/[\w\-/]*$/.test(config.apiBase) ? config.apiBase.replace(/\/+$/, "") : "/api";
+  // the script is Cloudflare's or a same-origin path (script-src 'self' + Cloudflare only)
+  if (config.turnstileScript !== CLOUDFLARE_TURNSTILE && !/^\/(?!\/)[\w\-/.]*(\?[\w=&-]*)?$/.test(config.turnstileScript)) {
+    config.turnstileScript = CLOUDFLARE_TURNSTILE;
+  }
   return config;
 }
 
@@ -51,11 +58,41 @@ export async function getCatalog() {
     image: typeof p.image === "string" && IMAGE_RE.test(p.image) ? p.image : "",
   }));
   return {
+    shop: cleanShop(data.shop),
+    openNow: data.open_now !== false,
+    opensAt: typeof data.opens_at === "string" ? data.opens_at : null,
     currency: typeof data.currency === "string" ? data.currency : "USD",
     minItems: Number.isInteger(data.min_items) && data.min_items > 0 ? data.min_items : 1,
     maxQty: Number.isInteger(data.max_line_qty) && data.max_line_qty > 0 ? data.max_line_qty : 50,
     products: clean,
     bySku: new Map(clean.map((p) => [p.sku, p])),
+  };
+}
+
+const str = (v) => (typeof v === "string" ? v : "");
+const cents = (v) => (Number.isInteger(v) && v >= 0 ? v : 0);
+
+/** The shop profile from the catalog, every member with the right type (or null). */
+function cleanShop(raw) {
+  if (!raw || typeof raw !== "object" || !str(raw.name)) return null;
+  const addr = raw.address && typeof raw.address === "object" ? raw.address : {};
+  const area = raw.delivery_area && typeof raw.delivery_area === "object" ? raw.delivery_area : {};
+  const days = raw.delivery && typeof raw.delivery === "object" ? raw.delivery : {};
+  const list = (v) => (Array.isArray(v) ? v.filter((x) => typeof x === "string") : []);
+  return {
+    name: str(raw.name),
+    email: str(raw.email),
+    phone: str(raw.phone),
+    address: { line1: str(addr.line1), line2: str(addr.line2), city: str(addr.city), state: str(addr.state), zip: str(addr.zip) },
+    hours: str(raw.hours),
+    timezone: str(raw.timezone),
+    area: { states: list(area.states), zipPrefixes: list(area.zip_prefixes), description: str(area.description) },
+    feeCents: cents(raw.delivery_fee_cents),
+    freeFromCents: cents(raw.free_delivery_from_cents),
+    payment: str(raw.payment),
+    privacy: str(raw.privacy),
+    terms: str(raw.terms),
+    weekdays: list(days.weekdays),
   };
 }
 

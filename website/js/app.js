@@ -1,6 +1,7 @@
 // Entry point: config, catalog, routing (#shop, #cart, #checkout, #confirmation), shop + cart UI.
 
 import { $, h, money, plural } from "./dom.js";
+import { deliveryFee, feeText, opensText, telHref } from "./shop.js";
 import { getCatalog, loadConfig } from "./api.js";
 import { Cart, minimumMessage } from "./cart.js";
 
@@ -23,9 +24,13 @@ function loadCheckout() {
       cart,
       getCatalog: () => catalog,
       sitekey: config.turnstileSitekey,
+      scriptUrl: config.turnstileScript,
       onSuccess: () => {
+        // replace the #checkout entry: Back from the confirmation returns to the shop
         if (location.hash === "#confirmation") route(true);
-        else location.hash = "confirmation";
+        else {
+          location.replace("#confirmation");
+        }
       },
     });
     return m;
@@ -90,6 +95,8 @@ async function loadCatalog() {
   }
   status.hidden = true;
   status.replaceChildren();
+  $("#products").removeAttribute("aria-busy");
+  renderShopInfo();
   cart.maxQty = catalog.maxQty;
   for (const el of document.querySelectorAll(".min-count")) el.textContent = String(catalog.minItems);
   const removed = cart.restrictTo(catalog.products.map((p) => p.sku));
@@ -101,6 +108,29 @@ async function loadCatalog() {
   renderProducts();
   renderCart();
   checkout?.cartChanged();
+}
+
+/** The shop profile on the page: facts under the intro, the closed notice, the footer. */
+function renderShopInfo() {
+  const shop = catalog.shop;
+  if (shop) {
+    $("#fact-area").textContent = `${shop.area.description}${shop.weekdays.length ? `, ${shop.weekdays.join(", ")}` : ""}`;
+    $("#fact-fee").textContent = feeText(shop, catalog.currency);
+    $("#fact-payment").textContent = shop.payment;
+    $("#fact-hours").textContent = shop.hours;
+    $("#shop-facts").classList.remove("pending");
+    const a = shop.address;
+    $("#footer-address").textContent = [a.line1, a.line2, `${a.city}, ${a.state} ${a.zip}`].filter(Boolean).join(", ");
+    $("#footer-contact").replaceChildren(
+      h("a", { href: telHref(shop.phone) }, shop.phone), " · ", h("a", { href: `mailto:${shop.email}` }, shop.email));
+    $("#footer-hours").textContent = `Open ${shop.hours}`;
+    $("#footer-privacy").textContent = shop.privacy;
+    $("#footer-terms").textContent = shop.terms;
+  }
+  $("#shop-facts").hidden = !shop;
+  const closed = $("#closed-note");
+  closed.hidden = catalog.openNow;
+  closed.textContent = catalog.openNow ? "" : `We're closed right now and take orders again ${opensText(catalog.opensAt, shop)}. You can fill your cart in the meantime.`;
 }
 
 function renderProducts() {
@@ -120,8 +150,9 @@ function renderProducts() {
           h("p", { class: "price" }, money(p.price_cents, catalog.currency))),
         h("div", { class: "add-row" },
           h("label", { for: qtyId, class: "qty-label" }, "Qty", h("span", { class: "visually-hidden" }, ` of ${p.name}`)),
-          h("input", { id: qtyId, class: "qty-input", type: "number", min: 1, max: catalog.maxQty, value: 1, inputmode: "numeric" }),
+          h("input", { id: qtyId, class: "qty-input", type: "number", min: 1, max: catalog.maxQty, value: 1, inputmode: "numeric", "aria-describedby": `${qtyId}-msg` }),
           add,
+          h("p", { class: "qty-msg field-error", id: `${qtyId}-msg`, hidden: true }),
           h("span", { class: "in-cart small", "data-in-cart": "" })));
     }),
   );
@@ -133,16 +164,33 @@ $("#products").addEventListener("click", (e) => {
   if (!button || !catalog) return;
   const sku = button.getAttribute("data-add");
   const input = document.getElementById(`qty-${sku}`);
-  const n = Math.max(1, Math.min(catalog.maxQty, Math.floor(Number(input.value) || 1)));
-  const before = cart.qty(sku);
-  const after = cart.setQty(sku, before + n);
-  input.value = "1";
   const p = catalog.bySku.get(sku);
+  const raw = Number(input.value);
+  if (!Number.isInteger(raw) || raw < 1) {
+    qtyMessage(sku, "Enter how many bottles, 1 or more.");
+    announce(`Not added: enter how many bottles of ${p.name}, 1 or more.`);
+    input.focus();
+    return;
+  }
+  const before = cart.qty(sku);
+  const after = cart.setQty(sku, before + raw);
+  input.value = "1";
+  const limited = before + raw > catalog.maxQty;
+  qtyMessage(sku, limited ? `${catalog.maxQty} is the most per juice.` : "");
   let msg = after > before ? `Added ${after - before} × ${p.name}.` : `${p.name} is at the maximum of ${after}.`;
+  if (limited) msg += ` ${catalog.maxQty} is the most per juice.`;
   msg += ` ${plural(cart.count, "bottle", "bottles")} in your cart.`;
   if (cart.count < catalog.minItems) msg += ` ${minimumMessage(cart.count, catalog.minItems)}`;
   announce(msg);
 });
+
+function qtyMessage(sku, text) {
+  const el = document.querySelector(`.product[data-sku="${sku}"] .qty-msg`);
+  if (el) {
+    el.textContent = text;
+    el.hidden = !text;
+  }
+}
 
 function renderInCart() {
   for (const li of document.querySelectorAll(".product")) {
@@ -191,7 +239,15 @@ function renderCart() {
   $("#cart-empty").hidden = lines.length > 0;
   $("#cart-totals").hidden = lines.length === 0;
   $("#cart-bottles").textContent = String(count);
-  $("#cart-total").textContent = money(total, catalog.currency);
+  const fee = deliveryFee(catalog.shop, total);
+  $("#cart-subtotal").textContent = money(total, catalog.currency);
+  $("#cart-fee").textContent = fee ? money(fee, catalog.currency) : "Free";
+  $("#cart-total").textContent = money(total + fee, catalog.currency);
+  $("#bar-count").textContent = plural(count, "bottle", "bottles");
+  $("#bar-total").textContent = money(total + fee, catalog.currency);
+  $("#mobile-bar").hidden = lines.length === 0;
+  $("#min-note").hidden = false;
+  $("#to-checkout").hidden = false;
   const below = count < catalog.minItems;
   const note = $("#min-note");
   note.textContent = !count
@@ -235,9 +291,26 @@ $("#cart-lines").addEventListener("change", (e) => {
   const li = e.target.closest("li[data-sku]");
   if (!li || !e.target.matches("input")) return;
   const sku = li.getAttribute("data-sku");
-  const q = Math.floor(Number(e.target.value));
-  if (Number.isFinite(q) && q >= 1) cart.setQty(sku, q);
-  else e.target.value = String(cart.qty(sku)); // empty or invalid: keep what was there
+  const q = Number(e.target.value);
+  const name = catalog.bySku.get(sku).name;
+  if (Number.isInteger(q) && q >= 1) {
+    const set = cart.setQty(sku, q);
+    if (q > set) announce(`${set} × ${name}: ${catalog.maxQty} is the most per juice.`);
+  } else {
+    e.target.value = String(cart.qty(sku)); // empty or invalid: keep what was there, and say so
+    announce(`Quantity not changed: enter 1 or more bottles of ${name}, or remove it.`);
+  }
+});
+
+// the phone bar: straight to checkout, or to the cart (and its minimum note) when below it
+$("#bar-checkout").addEventListener("click", () => {
+  if (!catalog) return;
+  if (cart.count < catalog.minItems) {
+    location.hash = "cart";
+    announce(minimumMessage(cart.count, catalog.minItems));
+    return;
+  }
+  location.hash = "checkout";
 });
 
 $("#to-checkout").addEventListener("click", () => {

@@ -12,6 +12,7 @@ import { $, h, humanWait, money, readJSON, safeStorage, sleep } from "./dom.js";
 import { minimumMessage } from "./cart.js";
 import { NetworkError, newIdempotencyKey, postOrder } from "./api.js";
 import { BotCheck } from "./turnstile.js";
+import { deliveryFee, feeText, opensText, telHref } from "./shop.js";
 
 export const CHECKOUT_KEY = "pressed.checkout.v1";
 export const ORDER_KEY = "pressed.order.v1";
@@ -55,17 +56,25 @@ export function validate(f) {
     const value = f[path.replace("shipping.", "")];
     if (missing && !value) errors[path] = missing;
   }
-  if (f.email && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(f.email)) errors.email = FIELDS[1][2];
+  if (f.email) {
+    const at = f.email.split("@");
+    if (/\s/.test(f.email)) errors.email = "An email address has no spaces. Please remove them.";
+    else if (at.length !== 2) errors.email = "An email address has exactly one @, like name@example.com.";
+    else if (!at[0]) errors.email = "Add the part before the @, like name@example.com.";
+    else if (!/^[^.]+(\.[^.]+)+$/.test(at[1])) errors.email = `"${at[1] || "…"}" is not a complete domain: it needs a dot, like example.com.`;
+  }
   const digits = f.phone.replace(/\D/g, "");
-  if (f.phone && !(digits.length === 10 || (digits.length === 11 && digits[0] === "1"))) {
-    errors.phone = FIELDS[2][2];
+  if (f.phone && /[^\d\s().+-]/.test(f.phone)) {
+    errors.phone = "A phone number has only digits, spaces and ( ) - +, like (212) 555-0143.";
+  } else if (f.phone && !(digits.length === 10 || (digits.length === 11 && digits[0] === "1"))) {
+    errors.phone = `A US phone number has 10 digits; this one has ${digits.length}. Like (212) 555-0143.`;
   }
   if (f.zip && !/^\d{5}(-\d{4})?$/.test(f.zip)) errors["shipping.zip"] = FIELDS[7][2];
   return errors;
 }
 
 export class Checkout {
-  constructor({ cart, getCatalog, sitekey, onSuccess }) {
+  constructor({ cart, getCatalog, sitekey, scriptUrl, onSuccess }) {
     this.cart = cart;
     this.getCatalog = getCatalog;
     this.onSuccess = onSuccess;
@@ -79,6 +88,7 @@ export class Checkout {
     this.busy = false;
     this.bot = new BotCheck($("#bot-check-widget"), {
       sitekey,
+      scriptUrl,
       onProblem: (kind) => this._botProblem(kind),
       onToken: () => this._showError("turnstile-error", ""),
     });
@@ -105,12 +115,35 @@ export class Checkout {
   /** Called when the checkout view is shown. */
   enter() {
     this.renderSummary();
+    this.renderShop();
     $("#resume-note").hidden = !this.state.attempt?.pending;
     this.bot.mount();
   }
 
   cartChanged() {
     this.renderSummary();
+    this.renderShop();
+  }
+
+  /** Payment, privacy, delivery area and the closed state from the shop profile. */
+  renderShop() {
+    const catalog = this.getCatalog();
+    const shop = catalog?.shop;
+    if (shop) {
+      $("#pay-note").textContent = `Payment: ${shop.payment}. Nothing is charged online.`;
+      $("#f-email-privacy").textContent = shop.privacy;
+      $("#summary-info").replaceChildren(
+        h("p", {}, h("strong", {}, "We deliver in "), shop.area.description, shop.weekdays.length ? ` (${shop.weekdays.join(", ")}).` : "."),
+        h("p", {}, h("strong", {}, "Delivery: "), feeText(shop, catalog.currency), "."),
+        h("p", {}, "Questions? Call ", h("a", { href: telHref(shop.phone) }, shop.phone), " or email ", h("a", { href: `mailto:${shop.email}` }, shop.email), "."));
+    }
+    this.closed = Boolean(catalog && !catalog.openNow);
+    const note = $("#closed-alert");
+    note.hidden = !this.closed;
+    note.textContent = this.closed
+      ? `We're closed right now, so orders can't be placed. We open again ${opensText(catalog.opensAt, shop)}${shop ? ` (${shop.hours})` : ""}. Your cart and details stay here.`
+      : "";
+    if (!this.busy) this.submitButton.disabled = this.closed;
   }
 
   readForm() {
@@ -130,6 +163,7 @@ export class Checkout {
     }
     let total = 0;
     let count = 0;
+    const fee = () => deliveryFee(catalog.shop, total);
     for (const line of lines) {
       const p = catalog.bySku.get(line.sku);
       if (!p) continue;
@@ -142,12 +176,14 @@ export class Checkout {
       );
     }
     if (!count) list.append(h("li", { class: "muted" }, "Your cart is empty."));
-    $("#summary-total").textContent = money(total, catalog.currency);
+    $("#summary-subtotal").textContent = money(total, catalog.currency);
+    $("#summary-fee").textContent = fee() ? money(fee(), catalog.currency) : "Free";
+    $("#summary-total").textContent = money(total + fee(), catalog.currency);
     this._showItemsNote(count < catalog.minItems ? minimumMessage(count, catalog.minItems) : "");
   }
 
   async submit() {
-    if (this.busy) return;
+    if (this.busy || this.closed) return;
     this._clearErrors();
     $("#resume-note").hidden = true;
     const catalog = this.getCatalog();
@@ -195,8 +231,8 @@ export class Checkout {
       if (!attempt.token) {
         try {
           attempt.token = await this.bot.take();
-        } catch {
-          failure = "bot";
+        } catch (e) {
+          failure = e?.message === "load" ? "bot-load" : "bot";
           break;
         }
         this._saveState();
@@ -233,9 +269,16 @@ export class Checkout {
       attempt.pending = false; // the server answered: no order is hanging for this key
       this._saveState();
       this._handleError(result);
+    } else if (failure === "bot-load") {
+      this._botProblem("load");
+      this._alert(
+        "The security check (Cloudflare Turnstile) didn't load, so we couldn't send your order. " +
+          "A content blocker, a network filter or a lost connection can cause this: allow " +
+          `challenges.cloudflare.com or try another network, then place your order again. ${this._orderAnyway()}`,
+      );
     } else if (failure === "bot") {
       this._botProblem("unavailable");
-      this._alert("We couldn't complete the security check. Check your connection, then place your order again.");
+      this._alert(`The security check didn't finish, so we couldn't send your order. Please place your order again. ${this._orderAnyway()}`);
     } else {
       this._alert(
         "We couldn't reach the shop. Check your connection and place your order again. " +
@@ -245,7 +288,8 @@ export class Checkout {
   }
 
   _succeeded(order, body) {
-    this.session.set(ORDER_KEY, JSON.stringify({ v: 1, order, email: body.email }));
+    const shop = this.getCatalog()?.shop || null;
+    this.session.set(ORDER_KEY, JSON.stringify({ v: 1, order, email: body.email, phone: body.phone, shipping: body.shipping, name: body.name, shop }));
     this.state = { form: {}, attempt: null };
     this.session.remove(CHECKOUT_KEY);
     this.cart.subtract(body.items); // the cart is emptied only now
@@ -374,9 +418,16 @@ export class Checkout {
     this._showError("turnstile-error", "");
   }
 
+  /** "You can also order by phone at … or by email at …" from the shop profile. */
+  _orderAnyway() {
+    const shop = this.getCatalog()?.shop;
+    if (!shop) return "";
+    return `You can also order by phone at ${shop.phone} or by email at ${shop.email}.`;
+  }
+
   _botProblem(kind) {
     const msg = {
-      load: "The security check couldn't load. Check your connection, then reload the page.",
+      load: "The security check couldn't load.",
       error: "The security check ran into a problem. It will try again by itself.",
       unavailable: "The security check didn't finish. Please try again.",
     }[kind];
@@ -384,11 +435,15 @@ export class Checkout {
   }
 
   _setBusy(busy, text) {
+    const was = this.busy;
     this.busy = busy;
-    this.submitButton.disabled = busy;
+    this.submitButton.disabled = busy || Boolean(this.closed);
     this.submitButton.textContent = busy ? "Placing order…" : "Place order";
     this.form.setAttribute("aria-busy", String(busy));
+    // read-only while in flight: what is sent is what the shopper sees
+    for (const fs of this.form.querySelectorAll("fieldset")) fs.disabled = busy;
     this.status.textContent = text;
+    if (busy && !was) this.status.focus(); // focus stays on the live status, not <body>
   }
 
   _loadState() {
@@ -444,7 +499,26 @@ export function renderConfirmation() {
         h("td", { class: "num" }, money(l.unit_price_cents, currency)),
         h("td", { class: "num" }, money(l.line_total_cents, currency)))),
   );
+  const fee = Number.isInteger(order.delivery_fee_cents) ? order.delivery_fee_cents : 0;
+  const subtotal = Number.isInteger(order.subtotal_cents) ? order.subtotal_cents : order.total_cents - fee;
+  $("#confirm-subtotal").textContent = money(subtotal, currency);
+  $("#confirm-fee").textContent = fee ? money(fee, currency) : "Free";
   $("#confirm-total").textContent = money(order.total_cents, currency);
   $("#confirm-email").textContent = email || "your email address";
+  const a = saved.shipping && typeof saved.shipping === "object" ? saved.shipping : {};
+  const lines = [saved.name, a.line1, a.line2, a.city && `${a.city}, ${a.state} ${a.zip}`].filter((x) => typeof x === "string" && x);
+  $("#confirm-address").replaceChildren(...lines.flatMap((l, i) => (i ? [h("br"), l] : [l])));
+  $("#confirm-phone").textContent = typeof saved.phone === "string" ? saved.phone : "";
+  const shop = saved.shop && typeof saved.shop === "object" ? saved.shop : null;
+  $("#confirm-payment").textContent = shop?.payment ? `${shop.payment}, when your juice arrives. Nothing was charged online.` : "You pay when your juice arrives.";
+  $("#confirm-next").textContent =
+    "We press your juice and bring it to the address above, chilled. " +
+    (shop?.weekdays?.length ? `We deliver ${shop.weekdays.join(", ")}; we'll call if anything is unclear.` : "We'll call if anything is unclear.");
+  $("#confirm-contact").replaceChildren(
+    ...(shop?.phone
+      ? ["Need to change something? Call ", h("a", { href: telHref(shop.phone) }, shop.phone), " or email ",
+         h("a", { href: `mailto:${shop.email}` }, shop.email), ` and quote order ${order.order_id}.`]
+      : [`Need to change something? Reply to the receipt email and quote order ${order.order_id}.`]),
+  );
   return true;
 }

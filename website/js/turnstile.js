@@ -5,26 +5,33 @@
 // send the same token (and the same body). take() hands out a token nobody has used yet; after
 // that the widget is reset only when a new token is really needed (new attempt, rejected token).
 
-const SCRIPT_URL = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit";
+// A script that neither loads nor fails (a filter that holds the request) counts as failed
+// after this long, so the shopper hears about it well within 10 s of pressing the button.
+export const LOAD_TIMEOUT_MS = 6000;
 let loader = null;
 // (window.turnstile alone could be an element with id="turnstile": check for the API itself)
 const api = () => (typeof window.turnstile?.render === "function" ? window.turnstile : null);
 
-function loadScript() {
+function loadScript(url) {
   if (api()) return Promise.resolve(api());
   if (!loader) {
     loader = new Promise((resolve, reject) => {
       const s = document.createElement("script");
-      s.src = SCRIPT_URL;
-      s.async = true;
-      s.addEventListener("load", () =>
-        api() ? resolve(api()) : reject(new Error("turnstile missing")),
-      );
-      s.addEventListener("error", () => {
+      const fail = (why) => {
+        clearTimeout(timer);
         loader = null;
         s.remove();
-        reject(new Error("turnstile did not load"));
+        reject(new Error(why));
+      };
+      const timer = setTimeout(() => fail("turnstile load timed out"), LOAD_TIMEOUT_MS);
+      s.src = url;
+      s.async = true;
+      s.addEventListener("load", () => {
+        clearTimeout(timer);
+        if (api()) resolve(api());
+        else fail("turnstile missing");
       });
+      s.addEventListener("error", () => fail("turnstile did not load"));
       document.head.append(s);
     });
   }
@@ -35,9 +42,10 @@ export class BotCheckUnavailable extends Error {}
 
 export class BotCheck {
   /** onProblem(kind) is called with "load", "error" or "expired"; onToken() when a token arrives. */
-  constructor(el, { sitekey, action = "order", onProblem = () => {}, onToken = () => {} }) {
+  constructor(el, { sitekey, scriptUrl, action = "order", onProblem = () => {}, onToken = () => {} }) {
     this.el = el;
     this.sitekey = sitekey;
+    this.scriptUrl = scriptUrl;
     this.action = action;
     this.onProblem = onProblem;
     this.onToken = onToken;
@@ -55,7 +63,7 @@ export class BotCheck {
   mount() {
     if (!this.enabled || this.widget !== null) return Promise.resolve();
     if (!this.mounting) {
-      this.mounting = loadScript()
+      this.mounting = loadScript(this.scriptUrl)
         .then((ts) => {
           this.widget = ts.render(this.el, {
             sitekey: this.sitekey,
@@ -94,7 +102,7 @@ export class BotCheck {
   }
 
   /** Resolve with a token not used before (or "" when Turnstile is not configured). */
-  async take(timeoutMs = 20000) {
+  async take(timeoutMs = 8000) {
     if (!this.enabled) return "";
     if (this.token && this.used) this.refresh();
     if (!this.token) {
