@@ -71,6 +71,10 @@ def get_catalog() -> Response:
         open_now, next_open = True, None
     body["open_now"] = open_now
     body["opens_at"] = next_open.isoformat() if next_open else None
+    from chalicelib.services import services
+    from chalicelib.slots import offer
+
+    body["delivery_days"] = offer(services(), clock.now())
     return _json(200, body, {"Cache-Control": "public, max-age=60"})
 
 

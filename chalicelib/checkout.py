@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib import clock, errors, guard, hours, ids
+from chalicelib import clock, errors, guard, hours, ids, slots
 from chalicelib.catalog import load_catalog
 from chalicelib.ddb import StoreUnavailable
+from chalicelib.delivery import DeliveryDayUnavailable, check_day, choosable_days, next_available
 from chalicelib.errors import ApiError, reject
 from chalicelib.obs import log, mask_email, mask_phone, metric
 from chalicelib.orders import IDEMPOTENCY_KEY_RE, OrderRequest, parse_order, request_hash
@@ -69,6 +70,7 @@ class Known:
     limits: list[Decision]  # the counters every order takes
     unverified: list[Decision]  # the counters an order with an unverified domain also takes
     bot_failures: Decision | None
+    taken: dict[str, int]  # delivery day -> orders holding a slot (the choosable days)
 
 
 # --- the use case ----------------------------------------------------------------------------
@@ -83,15 +85,16 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     now_dt = clock.now()
     now = int(now_dt.timestamp())
     check_hours(svc, now_dt)
+    wanted_day = check_delivery_day(body, now_dt)
     ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
     digest = request_hash(submission_fields(body))
     try:
-        looked = look_up_and_verify(svc, req, key, ip, now, digest)
+        looked = look_up_and_verify(svc, req, key, ip, now, digest, wanted_day)
         if isinstance(looked, Result):  # a replay: the stored response
             return looked
-        known, bot, rcpt = looked
+        known, day, bot, rcpt = looked
         flags = judge(svc, req, known, bot, rcpt)
-        order = create_order(svc, req, key, digest, now, flags, known)
+        order = create_order(svc, req, key, digest, now, flags, known, day)
         if isinstance(order, Result):  # a concurrent request with this key won the race
             return order
     except StoreUnavailable as e:
@@ -157,8 +160,14 @@ def check_hours(svc: Services, now: datetime) -> None:
 
 
 def look_up_and_verify(
-    svc: Services, req: OrderRequest, key: str | None, ip: str | None, now: int, digest: str
-) -> Result | tuple[Known, Future[None], Future[Any]]:
+    svc: Services,
+    req: OrderRequest,
+    key: str | None,
+    ip: str | None,
+    now: int,
+    digest: str,
+    wanted_day: str | None,
+) -> Result | tuple[Known, str, Future[None], Future[Any]]:
     """Read everything this order needs from DynamoDB in one BatchGetItem while the
     recipient's DNS check runs; then, unless it is a replay, start Turnstile (a replay
     neither spends the shopper's token nor waits for Cloudflare)."""
@@ -167,8 +176,9 @@ def look_up_and_verify(
     replay = replayed(svc, known, key, digest, now)
     if replay is not None:
         return replay
+    day = choose_day(wanted_day, known, req.email)  # refused before the token is spent
     bot = svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
-    return known, bot, rcpt
+    return known, day, bot, rcpt
 
 
 def read_known(
@@ -187,8 +197,9 @@ def read_known(
         unverified.append(Limit("unverified_ip", ip, *s.rate_limit_unverified))
     bot_limit = Limit("botfail_ip", ip, *s.rate_limit_bot_ip) if ip else None
     addresses = {a.lower(): keys_for(a) for a in (req.email, *s.merchant_emails)}
+    days = choosable_days(clock.now(), load_shop().delivery_rules())
     wanted = {
-        s.orders_table: [svc.store.idempotency_pk(key)] if key else [],
+        s.orders_table: ([svc.store.idempotency_pk(key)] if key else []) + slots.keys(days),
         s.suppression_table: [pk for pks in addresses.values() for pk in pks],
         s.rate_limit_table: [lim.pk for lim in (*limits, *unverified)]
         + ([bot_limit.pk] if bot_limit else []),
@@ -211,6 +222,37 @@ def read_known(
             if bot_limit
             else None
         ),
+        taken=slots.taken_from(found, s.orders_table),
+    )
+
+
+def check_delivery_day(body: Any, now: datetime) -> str | None:
+    """The requested `delivery_day` if the shop's rules allow it (capacity aside); None when
+    the body names none (the earliest day with room is chosen). 422 otherwise."""
+    value = body.get("delivery_day") if isinstance(body, dict) else None
+    if value is None or value == "":
+        return None
+    rules = load_shop().delivery_rules()
+    try:
+        check_day(value, now, rules)
+    except DeliveryDayUnavailable as e:
+        offer = [d.isoformat() for d in choosable_days(now, rules)]
+        raise reject(errors.delivery_day_unavailable(e.reason, e.message, offer)) from None
+    return str(value)
+
+
+def choose_day(wanted: str | None, known: Known, email: str) -> str:
+    """The order's delivery day: the requested one if it has room, else (none requested) the
+    earliest day with room; 422 with the days that have room otherwise."""
+    rules = load_shop().delivery_rules()
+    free = [d.isoformat() for d in next_available(clock.now(), rules, known.taken)]
+    if wanted is None and free:
+        return free[0]
+    if wanted is not None and wanted in free:
+        return wanted
+    raise reject(
+        errors.delivery_day_unavailable("full", DeliveryDayUnavailable("full").message, free),
+        email=mask_email(email),
     )
 
 
@@ -277,30 +319,36 @@ def create_order(
     now: int,
     flags: list[str],
     known: Known,
+    day: str | None = None,
 ) -> dict[str, Any] | Result:
     """One transaction: the order, its idempotency record and the rate counters. Returns
     the new order, or the replay when a concurrent request with the same key wrote first."""
     s = svc.settings
     idem = Idempotency(key, digest) if key else None
     build = order_builder(
-        req, key, digest, now, flags, s.outbox_lease_seconds, s.dns_recheck_seconds
+        req, key, digest, now, flags, s.outbox_lease_seconds, s.dns_recheck_seconds, day
     )
     limits = list(known.limits) + (list(known.unverified) if UNVERIFIED in flags else [])
+    rules = load_shop().delivery_rules()
+    slot = [slots.take(s.orders_table, day, rules.capacity_per_day)] if day else []
     for _ in range(CREATE_ATTEMPTS):
-        outcome = svc.store.create(
-            build,
-            ids.new_order_id,
-            idem,
-            now,
-            response_body,
-            [{"Update": d.update} for d in limits],
-        )
+        extra = [{"Update": d.update} for d in limits] + slot
+        outcome = svc.store.create(build, ids.new_order_id, idem, now, response_body, extra)
         if outcome.kind == "created" and outcome.order is not None:
             return outcome.order
         if outcome.kind in ("replay", "conflict"):
             return replay_result(outcome)
         if outcome.kind != "refused" or outcome.refused is None:
             raise StoreUnavailable(f"unexpected create outcome {outcome.kind}")
+        if outcome.refused == len(limits):  # the day's last slot went to another order
+            taken = {**known.taken, str(day): rules.capacity_per_day}
+            free = [d.isoformat() for d in next_available(clock.now(), rules, taken)]
+            raise reject(
+                errors.delivery_day_unavailable(
+                    "full", DeliveryDayUnavailable("full").message, free
+                ),
+                email=mask_email(req.email),
+            )
         # a concurrent order moved this counter first: decide again on what it is now
         moved = limits[outcome.refused]
         again = decide(moved.limit, outcome.current or None, now, s.rate_limit_table)
@@ -323,6 +371,13 @@ def send(svc: Services, order: dict[str, Any], known: Known) -> dict[str, str]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def local_day(epoch: int) -> str:
+    """The shop's calendar date of an instant (YYYY-MM-DD)."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(epoch, ZoneInfo(load_shop().timezone)).date().isoformat()
+
+
 def identity(email: str) -> str:
     """The one key of a mailbox for limits (chalicelib/identity.py: IDNA, case, +tag)."""
     from chalicelib.identity import canonical_or_lower
@@ -371,6 +426,7 @@ def order_builder(
     flags: list[str],
     lease: int,
     recheck: int = 300,
+    day: str | None = None,
 ) -> Any:
     def build(order_id: str) -> dict[str, Any]:
         order: dict[str, Any] = {
@@ -379,6 +435,9 @@ def order_builder(
             "created_at": now,
             "status": "accepted",
             "history": [{"status": "accepted", "at": now}],
+            # the back office's indexes: the delivery (or order) day and the mailbox
+            "day": day or local_day(now),
+            "email_key": identity(req.email),
             "customer": {"name": req.name, "email": req.email, "phone": req.phone},
             "shipping": {
                 "line1": req.shipping.line1,
@@ -409,6 +468,8 @@ def order_builder(
         }
         if key:
             order["idempotency_key"] = key
+        if day:
+            order["delivery_day"] = day
         return order
 
     return build
@@ -419,6 +480,7 @@ def response_body(order: dict[str, Any]) -> dict[str, Any]:
         "order_id": order["order_id"],
         "status": "accepted",
         "items": order["items"],
+        "delivery_day": order.get("delivery_day"),
         "subtotal_cents": order.get("subtotal_cents", order["total_cents"]),
         "delivery_fee_cents": order.get("delivery_fee_cents", 0),
         "total_cents": order["total_cents"],

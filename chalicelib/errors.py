@@ -87,6 +87,18 @@ def suppressed_address() -> ApiError:
     )
 
 
+def delivery_day_unavailable(reason: str, message: str, next_days: list[str]) -> ApiError:
+    """422 for a delivery day that can't be had; `next_available` offers the ones that can."""
+    offer = f" The next days with room: {', '.join(next_days[:3])}." if next_days else ""
+    return ApiError(
+        422,
+        "delivery_day_unavailable",
+        f"{message}{offer}",
+        {"delivery_day": message},
+        extra={"reason": reason, "next_available": next_days},
+    )
+
+
 def closed(message: str, opens_at: str | None) -> ApiError:
     return ApiError(422, "closed", message, extra={"opens_at": opens_at})
 

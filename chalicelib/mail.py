@@ -69,6 +69,38 @@ def _environment() -> Any:
     return env
 
 
+def human_phone(e164: str) -> str:
+    """`+12125550143` -> `(212) 555-0143` (other forms are shown as they are)."""
+    if len(e164) == 12 and e164.startswith("+1") and e164[1:].isdigit():
+        d = e164[2:]
+        return f"({d[:3]}) {d[3:6]}-{d[6:]}"
+    return e164
+
+
+def _day(value: Any) -> str:
+    from chalicelib.delivery import human_day
+
+    try:
+        return human_day(str(value)) if value else ""
+    except ValueError:
+        return ""
+
+
+def _when(epoch: Any, tz: str) -> str:
+    """Epoch seconds -> `Tue 1 Dec 2026, 3:04 PM EST` in the shop's timezone."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        dt = datetime.fromtimestamp(int(epoch), UTC).astimezone(ZoneInfo(tz))
+    except (TypeError, ValueError, KeyError, OverflowError, OSError):
+        return ""
+    hour = dt.hour % 12 or 12
+    return (
+        f"{dt:%a %-d %b %Y}, {hour}:{dt.minute:02d} {'AM' if dt.hour < 12 else 'PM'} {dt.tzname()}"
+    )
+
+
 def safe_header(value: str) -> str:
     """Refuse anything that could inject a header (CR, LF, other controls)."""
     if has_control_chars(value):
@@ -97,6 +129,7 @@ def render(
     customer receipt (with the order's `status_url`) for a stored order."""
     from chalicelib.shop import load_shop
 
+    shop = load_shop()
     env = _environment()
     oid = safe_header(str(order["order_id"]))
     ctx = {
@@ -104,7 +137,10 @@ def render(
         "shop_name": shop_name,
         "actions": [(ACTION_LABELS.get(a, a), url) for a, url in (actions or {}).items()],
         "status_url": status_url,
-        "shop": load_shop(),
+        "shop": shop,
+        "delivery_day": _day(order.get("delivery_day")),
+        "ordered_at": _when(order.get("created_at"), shop.timezone),
+        "phone": human_phone(str(order["customer"].get("phone", ""))),
     }
     if role == "merchant":
         subject = f"New order {oid}"

@@ -13,7 +13,10 @@ import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.delivery import DeliveryRules
 
 SHOP_FILE = Path(__file__).parent / "data" / "shop.json"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -70,6 +73,12 @@ class ShopProfile:
         if self.free_delivery_from_cents and subtotal_cents >= self.free_delivery_from_cents:
             return 0
         return self.delivery_fee_cents
+
+    def delivery_rules(self) -> DeliveryRules:
+        """The delivery-day rules (chalicelib/delivery.py) of this profile."""
+        from chalicelib.delivery import DeliveryRules
+
+        return DeliveryRules.parse(asdict(self.delivery), self.timezone)
 
     def as_response(self) -> dict[str, Any]:
         """The JSON shape of shop.json (tuples as lists)."""

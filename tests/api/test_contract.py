@@ -486,6 +486,13 @@ def test_422_outside_delivery_area(client: Any, siteverify: Any) -> None:
     assert siteverify.requests() == []
 
 
+def test_422_delivery_day_unavailable(client: Any, siteverify: Any) -> None:
+    r = post_order(client, order_body(delivery_day="2020-01-07"))
+    err = check_error(r, 422, "delivery_day_unavailable")
+    assert err["reason"] == "out_of_range" and set(err["fields"]) == {"delivery_day"}
+    assert siteverify.requests() == []
+
+
 def test_429_rate_limited(client: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("RATE_LIMIT_EMAIL", "1/600")
     assert post_order(client, order_body()).status_code == 201

@@ -1,0 +1,76 @@
+"""Delivery-day capacity in the orders table: one counter item per day.
+
+`slot#YYYY-MM-DD` holds `n`, the orders that hold a slot that day. A new order takes its slot
+in the transaction that creates it (`take`: ADD n 1 only while n < capacity), so two orders can
+never share the last slot and a replay (whose transaction is cancelled by its idempotency
+record) never takes a second one. A cancelled order gives it back (chalicelib/lifecycle.py).
+Reads ride on the order's one BatchGetItem (`keys`), or one BatchGetItem for the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from chalicelib import ddb
+from chalicelib.obs import log
+
+
+def slot_pk(day: date | str) -> str:
+    return f"slot#{day if isinstance(day, str) else day.isoformat()}"
+
+
+def keys(days: Iterable[date]) -> list[str]:
+    return [slot_pk(d) for d in days]
+
+
+def taken_from(items: dict[tuple[str, str], dict[str, Any]], table: str) -> dict[str, int]:
+    """`"YYYY-MM-DD"` -> orders holding a slot, from batch_get's result."""
+    return {
+        pk.removeprefix("slot#"): int(item.get("n", 0))
+        for (t, pk), item in items.items()
+        if t == table and pk.startswith("slot#")
+    }
+
+
+def read_taken(client: Any, table: str, days: list[date]) -> dict[str, int]:
+    """One BatchGetItem: the taken count of every day in `days`."""
+    if not days:
+        return {}
+    return taken_from(ddb.batch_get(client, {table: keys(days)}), table)
+
+
+def take(table: str, day: str, capacity: int) -> dict[str, Any]:
+    """The transact item that takes one slot of `day` (fails once the day is full)."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": {"S": slot_pk(day)}},
+            "UpdateExpression": "ADD #n :one SET #d = :day",
+            "ConditionExpression": "attribute_not_exists(#n) OR #n < :cap",
+            "ExpressionAttributeNames": {"#n": "n", "#d": "day"},
+            "ExpressionAttributeValues": ddb.dump({":one": 1, ":cap": capacity, ":day": day}),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def offer(svc: Any, now: datetime) -> list[dict[str, Any]]:
+    """The catalog's `delivery_days`: every choosable day, earliest first, with whether it
+    still has room. If DynamoDB can't be read the days are offered as available (the order
+    itself is refused with a clear message if its day turns out full)."""
+    from chalicelib.delivery import choosable_days
+    from chalicelib.shop import load_shop
+
+    rules = load_shop().delivery_rules()
+    days = choosable_days(now, rules)
+    try:
+        taken = read_taken(svc.dynamodb, svc.settings.orders_table, days)
+    except ddb.StoreUnavailable as e:
+        log("delivery_days_unread", "warning", detail=str(e)[:200])
+        taken = {}
+    return [
+        {"date": d.isoformat(), "available": taken.get(d.isoformat(), 0) < rules.capacity_per_day}
+        for d in days
+    ]
