@@ -40,6 +40,15 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in (_request().headers or {}).items()}
 
 
+def _remaining_ms() -> float | None:
+    """What is left of this invocation (Lambda's context; chalice local has one too)."""
+    remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
+    try:
+        return float(remaining()) if callable(remaining) else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _edge() -> bool:
     """403 in cloud stages unless the request came through CloudFront; True if it did."""
     from chalicelib.guard import require_edge
@@ -98,6 +107,7 @@ def post_order() -> Response:
         source_ip=identity.get("sourceIp"),
         headers=headers,
         trusted_edge=trusted,
+        remaining_ms=_remaining_ms(),
     )
     try:
         result = checkout.place_order(incoming)

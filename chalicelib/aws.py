@@ -35,7 +35,7 @@ def _client(service: str, endpoint: str, region: str, profile: str, read_timeout
 
     cfg = Config(
         retries={"max_attempts": 1 if profile == "fast" else 3, "mode": "standard"},
-        connect_timeout=2,
+        connect_timeout=1 if profile != "ses" else 2,
         read_timeout=read_timeout,
         max_pool_connections=20,
         parameter_validation=False,

@@ -42,6 +42,8 @@ from chalicelib.suppression import active, keys_for
 MAX_BODY_BYTES = 16 * 1024
 UNVERIFIED = "dns_unverified"
 CREATE_ATTEMPTS = 3  # a concurrent request for the same address may move a counter first
+DEADLINE_MARGIN_SECONDS = 1.5  # kept back from Lambda's remaining time for the answer
+MIN_CREATE_SECONDS = 1.0  # time the create transaction and the answer need at least
 
 
 @dataclass
@@ -52,6 +54,7 @@ class IncomingOrder:
     source_ip: str | None
     headers: dict[str, str] = field(default_factory=dict)
     trusted_edge: bool = False  # the CloudFront origin-verify header matched
+    remaining_ms: float | None = None  # what is left of the Lambda invocation
 
 
 @dataclass
@@ -78,6 +81,7 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     """POST /orders. Raises ApiError for every refusal."""
     svc = svc or services()
     started = time.perf_counter()
+    deadline = request_deadline(svc, incoming.remaining_ms, started)
     body, key = read_request(incoming)
     req = validate(body, svc)
     if req.honeypot:
@@ -94,6 +98,15 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
             return looked
         known, day, bot, rcpt = looked
         flags = judge(svc, req, known, bot, rcpt)
+        if deadline - time.perf_counter() < MIN_CREATE_SECONDS:  # never store what we can't answer
+            log(
+                "order_failed",
+                "error",
+                reason="deadline",
+                ms=round((time.perf_counter() - started) * 1000),
+            )
+            metric("OrderFailed", reason="deadline")
+            raise errors.service_unavailable(5, "deadline")
         order = create_order(svc, req, key, digest, now, flags, known, day)
         if isinstance(order, Result):  # a concurrent request with this key won the race
             return order
@@ -111,7 +124,7 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
         idempotent=bool(key),
     )
     metric("OrderAccepted")
-    statuses = send(svc, order, known)
+    statuses = send(svc, order, known, deadline)
     log(
         "order_done",
         order_id=order["order_id"],
@@ -361,13 +374,24 @@ def create_order(
     raise StoreUnavailable("rate counters kept moving")
 
 
-def send(svc: Services, order: dict[str, Any], known: Known) -> dict[str, str]:
+def request_deadline(svc: Services, remaining_ms: float | None, started: float) -> float:
+    """perf_counter() time by which the answer must be on its way: the request budget, or
+    what Lambda has left minus a margin, whichever comes first."""
+    budget = svc.settings.request_budget_seconds
+    if remaining_ms is not None:
+        budget = min(budget, remaining_ms / 1000 - DEADLINE_MARGIN_SECONDS)
+    return started + max(0.0, budget)
+
+
+def send(
+    svc: Services, order: dict[str, Any], known: Known, deadline: float | None = None
+) -> dict[str, str]:
     """Both emails; a receipt to an unverified domain waits in the outbox (`held`) until the
     sweeper sees the domain answer (or drops it after DNS_HOLD_HOURS)."""
     from chalicelib.outbox import send_emails
 
     roles = tuple(r for r in ROLES if order["emails"][r]["status"] == "sending")
-    return send_emails(svc, order, roles, known.suppressed)
+    return send_emails(svc, order, roles, known.suppressed, deadline)
 
 
 # --- helpers ---------------------------------------------------------------------------------

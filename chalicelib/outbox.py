@@ -149,6 +149,7 @@ def send_emails(
     order: dict[str, Any],
     roles: tuple[str, ...] = ROLES,
     known: dict[str, bool] | None = None,
+    deadline: float | None = None,
 ) -> dict[str, str]:
     """Send the (claimed) emails of a stored order concurrently; record them in one write.
 
@@ -161,8 +162,13 @@ def send_emails(
     }
     outcomes: dict[str, SendOutcome] = {}
     for role, fut in futures.items():
+        wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
         try:
-            outcomes[role] = fut.result()
+            outcomes[role] = fut.result(timeout=wait)
+        except TimeoutError:  # still sending at the deadline: answer now, record it when done
+            log("email_send_deferred", "warning", order_id=order["order_id"], role=role)
+            metric("EmailSendDeferred", role=role)
+            fut.add_done_callback(_record_later(svc, order, role, now))
         except Exception as e:  # noqa: BLE001 - the order stands; the sweeper retries after the lease
             log(
                 "email_send_crashed",
@@ -221,6 +227,25 @@ def recheck_held(
     nxt = now + backoff(checks, s.dns_recheck_seconds)
     log("receipt_held", order_id=oid, checks=checks, next_check=nxt)
     return SendOutcome("held", reason="dns_unverified", next_due=nxt)
+
+
+def _record_later(svc: Any, order: dict[str, Any], role: str, now: int) -> Any:
+    """Record a send that outlived its request once it finishes (if this process lives that
+    long; otherwise its lease runs out and the sweeper finishes the job)."""
+
+    def record(fut: Future[SendOutcome]) -> None:
+        try:
+            svc.store.record_sends(order, {role: fut.result()}, now)
+        except Exception as e:  # noqa: BLE001 - the lease and the sweeper cover this
+            log(
+                "email_status_unrecorded",
+                "error",
+                order_id=order["order_id"],
+                role=role,
+                reason=f"{type(e).__name__}: {str(e)[:200]}",
+            )
+
+    return record
 
 
 def _claimable(state: dict[str, Any], now: int, max_attempts: int) -> bool:

@@ -130,7 +130,10 @@ class Settings:
     origin_verify_param: str = ""
     # AWS client timeouts (seconds): DynamoDB answers in milliseconds, SES may be slow and a
     # read timeout retried by botocore could send twice (see README, delivery guarantees)
-    ddb_read_timeout: float = 3.0
+    ddb_read_timeout: float = 2.0
+    # what one POST /orders may take: the storefront gives up at 20 s, the Lambda's own
+    # timeout may be shorter; a send still running at the deadline is left to the sweeper
+    request_budget_seconds: float = 10.0
     ses_read_timeout: float = 15.0
     # links in emails (issue 14): signing secret (env locally, SSM in cloud stages)
     link_secret: str = ""
@@ -204,7 +207,8 @@ def load() -> Settings:
         outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 120),
         origin_verify_secret=_env("ORIGIN_VERIFY_SECRET", ""),
         origin_verify_param=_env("ORIGIN_VERIFY_PARAM", ""),
-        ddb_read_timeout=_float("DDB_READ_TIMEOUT", 3.0),
+        ddb_read_timeout=_float("DDB_READ_TIMEOUT", 2.0),
+        request_budget_seconds=_float("REQUEST_BUDGET_SECONDS", 10.0),
         ses_read_timeout=_float("SES_READ_TIMEOUT", 15.0),
         link_secret=_env("LINK_SECRET", LOCAL_LINK_SECRET if stage == "local" else ""),
         link_secret_param=_env("LINK_SECRET_PARAM", ""),
