@@ -42,7 +42,7 @@ from chalicelib.suppression import active, keys_for
 MAX_BODY_BYTES = 16 * 1024
 UNVERIFIED = "dns_unverified"
 CREATE_ATTEMPTS = 3  # a concurrent request for the same address may move a counter first
-DEADLINE_MARGIN_SECONDS = 1.5  # kept back from Lambda's remaining time for the answer
+DEADLINE_MARGIN_SECONDS = 2.0  # kept back from Lambda's remaining time for the answer
 MIN_CREATE_SECONDS = 1.0  # time the create transaction and the answer need at least
 
 

@@ -170,3 +170,22 @@ def human_day(day: date | str) -> str:
     """`2026-12-03` -> `Thursday 3 December` (what emails and pages say)."""
     d = parse_day(day) if isinstance(day, str) else day
     return f"{_DAY_NAMES[d.weekday()]} {d.day} {_MONTH_NAMES[d.month - 1]}"
+
+
+def day_label(value: Any) -> str:
+    """`human_day` for display: blank for a missing or malformed date."""
+    try:
+        return human_day(str(value)) if value else ""
+    except ValueError:
+        return ""
+
+
+def moment_label(epoch: Any, tz: str) -> str:
+    """Epoch seconds -> `Tuesday 1 December 2026, 3:04 PM EST` in the timezone `tz`
+    (blank when it can't be read)."""
+    try:
+        dt = datetime.fromtimestamp(int(epoch), UTC).astimezone(ZoneInfo(tz))
+    except (TypeError, ValueError, KeyError, OverflowError, OSError):
+        return ""
+    hour, half = dt.hour % 12 or 12, "AM" if dt.hour < 12 else "PM"
+    return f"{human_day(dt.date())} {dt.year}, {hour}:{dt.minute:02d} {half} {dt.tzname()}"

@@ -77,30 +77,6 @@ def human_phone(e164: str) -> str:
     return e164
 
 
-def _day(value: Any) -> str:
-    from chalicelib.delivery import human_day
-
-    try:
-        return human_day(str(value)) if value else ""
-    except ValueError:
-        return ""
-
-
-def _when(epoch: Any, tz: str) -> str:
-    """Epoch seconds -> `Tue 1 Dec 2026, 3:04 PM EST` in the shop's timezone."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
-    try:
-        dt = datetime.fromtimestamp(int(epoch), UTC).astimezone(ZoneInfo(tz))
-    except (TypeError, ValueError, KeyError, OverflowError, OSError):
-        return ""
-    hour = dt.hour % 12 or 12
-    return (
-        f"{dt:%a %-d %b %Y}, {hour}:{dt.minute:02d} {'AM' if dt.hour < 12 else 'PM'} {dt.tzname()}"
-    )
-
-
 def safe_header(value: str) -> str:
     """Refuse anything that could inject a header (CR, LF, other controls)."""
     if has_control_chars(value):
@@ -127,6 +103,7 @@ def render(
 ) -> Email:
     """Build the merchant alert (with its one-click `actions`: action -> signed URL) or the
     customer receipt (with the order's `status_url`) for a stored order."""
+    from chalicelib.delivery import day_label, moment_label
     from chalicelib.shop import load_shop
 
     shop = load_shop()
@@ -138,8 +115,8 @@ def render(
         "actions": [(ACTION_LABELS.get(a, a), url) for a, url in (actions or {}).items()],
         "status_url": status_url,
         "shop": shop,
-        "delivery_day": _day(order.get("delivery_day")),
-        "ordered_at": _when(order.get("created_at"), shop.timezone),
+        "delivery_day": day_label(order.get("delivery_day")),
+        "ordered_at": moment_label(order.get("created_at"), shop.timezone),
         "phone": human_phone(str(order["customer"].get("phone", ""))),
     }
     if role == "merchant":

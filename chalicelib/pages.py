@@ -8,13 +8,11 @@ work without JavaScript under the site's CSP. Forms post back to the page's own 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from chalicelib.delivery import human_day
+from chalicelib.delivery import day_label, moment_label
 from chalicelib.lifecycle import MAX_REASON_LENGTH
 from chalicelib.mail import money
 
@@ -47,23 +45,6 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
 
 
-def _when(epoch: Any, tz: str) -> str:
-    """Epoch seconds -> `Tuesday 1 December 2026, 3:04 PM EST` in the shop's timezone."""
-    try:
-        dt = datetime.fromtimestamp(int(epoch), UTC).astimezone(ZoneInfo(tz))
-    except (TypeError, ValueError, KeyError, OverflowError, OSError):
-        return ""
-    hour, half = dt.hour % 12 or 12, "AM" if dt.hour < 12 else "PM"
-    return f"{human_day(dt.date())} {dt.year}, {hour}:{dt.minute:02d} {half} {dt.tzname()}"
-
-
-def _day(value: Any) -> str:
-    try:
-        return human_day(value) if value else ""
-    except ValueError:
-        return ""
-
-
 @cache
 def _environment() -> Any:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -76,7 +57,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["money"] = money
-    env.filters["day"] = _day
+    env.filters["day"] = day_label
     env.filters["label"] = status_label
     return env
 
@@ -88,11 +69,11 @@ def _render(name: str, status: int, *, shop_name: str, **ctx: Any) -> Page:
 
 def _order_ctx(order: Mapping[str, Any], tz: str) -> dict[str, Any]:
     history = [
-        {**h, "when": _when(h.get("at"), tz)}
+        {**h, "when": moment_label(h.get("at"), tz)}
         for h in order.get("history") or []
         if isinstance(h, Mapping)
     ]
-    return {"order": order, "placed": _when(order.get("created_at"), tz), "history": history}
+    return {"order": order, "placed": moment_label(order.get("created_at"), tz), "history": history}
 
 
 def _actions(links: Mapping[str, str] | None) -> list[dict[str, str]]:

@@ -207,7 +207,8 @@ def load() -> Settings:
         outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 120),
         origin_verify_secret=_env("ORIGIN_VERIFY_SECRET", ""),
         origin_verify_param=_env("ORIGIN_VERIFY_PARAM", ""),
-        ddb_read_timeout=_float("DDB_READ_TIMEOUT", 2.0),
+        # moto serialises every request behind one lock: under load it answers in seconds
+        ddb_read_timeout=_float("DDB_READ_TIMEOUT", 10.0 if stage == "local" else 2.0),
         request_budget_seconds=_float("REQUEST_BUDGET_SECONDS", 10.0),
         ses_read_timeout=_float("SES_READ_TIMEOUT", 15.0),
         link_secret=_env("LINK_SECRET", LOCAL_LINK_SECRET if stage == "local" else ""),
