@@ -42,7 +42,9 @@ WEBSITE = ROOT / "website"
 SITE_EXCLUDE = {"config.json", "config.example.json"}
 # parameters that must not come from the params file
 SECRET_PARAMS = {"OriginVerifySecret"}
-PINNED_PARAMS = {"Stage"}
+PINNED_PARAMS = {"Stage", "AdoptRetainedTables"}  # pinned by package / computed by deploy
+# Tables the stack keeps on delete (DeletionPolicy Retain): logical id -> name suffix
+RETAINED_TABLES = {"OrdersTable": "orders", "SuppressionTable": "suppression"}
 
 
 def stack_name(stage: str) -> str:
@@ -83,9 +85,60 @@ def load_params(stage: str, path: Path | None = None) -> dict[str, Any]:
     return {"Parameters": params, "Site": site}
 
 
-def parameter_overrides(params: dict[str, str], origin_secret: str) -> list[str]:
+def parameter_overrides(
+    params: dict[str, str], origin_secret: str, adopt_tables: bool = False
+) -> list[str]:
     """`Key=Value` strings for `aws cloudformation deploy --parameter-overrides`."""
-    return [f"{k}={v}" for k, v in sorted(params.items())] + [f"OriginVerifySecret={origin_secret}"]
+    return (
+        [f"{k}={v}" for k, v in sorted(params.items())]
+        + [f"AdoptRetainedTables={'true' if adopt_tables else 'false'}"]
+        + [f"OriginVerifySecret={origin_secret}"]
+    )
+
+
+def retained_table_names(stage: str) -> dict[str, str]:
+    return {logical: f"{APP}-{stage}-{suffix}" for logical, suffix in RETAINED_TABLES.items()}
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """What the next deploy does with the retained tables."""
+
+    adopt: bool  # AdoptRetainedTables
+    owned: tuple[str, ...]  # table names the stack manages already
+    outside: tuple[str, ...]  # names that exist but belong to no stack (kept by a teardown)
+    problem: str = ""  # non-empty: deploying now would fail; the message says why
+
+    def describe(self) -> str:
+        if self.problem:
+            return self.problem
+        if self.outside:
+            return (
+                f"retained tables {', '.join(self.outside)} exist outside the stack: deploy "
+                "uses them (AdoptRetainedTables=true); `make import-tables` brings them back"
+            )
+        if self.owned:
+            return f"tables {', '.join(self.owned)} belong to the stack"
+        return "no tables yet: the stack creates them"
+
+
+def plan_tables(stage: str, existing: set[str], stack_resources: dict[str, str]) -> TablePlan:
+    """Decide AdoptRetainedTables from the tables that exist and the stack's own resources
+    (logical id -> physical id; empty when there is no stack)."""
+    names = retained_table_names(stage)
+    owned = tuple(n for logical, n in names.items() if stack_resources.get(logical) == n)
+    outside = tuple(n for n in names.values() if n in existing and n not in owned)
+    missing = tuple(n for n in names.values() if n not in existing)
+    if owned and outside:
+        why = f"the stack owns {owned} but not {outside}: `make import-tables` first"
+        return TablePlan(False, owned, outside, why)
+    if outside and missing:
+        why = (
+            f"only {outside} of the retained tables exist: restore {missing} "
+            "(PITR/backup, docs/deploy.md) or delete the others"
+        )
+        return TablePlan(True, owned, outside, why)
+    return TablePlan(bool(outside), owned, outside)
 
 
 # --------------------------------------------------------------------------- site plan
@@ -144,6 +197,28 @@ def stage_config(stage: str, turnstile_sitekey: str) -> dict[str, str]:
     return {"stage": stage, "apiBase": "/api", "turnstileSitekey": turnstile_sitekey}
 
 
+# The distribution answers unknown paths with /404.html (status 404). website/ may bring its
+# own; otherwise publish-site uploads this one (absolute links: it is served at any path).
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Page not found</title>
+<meta name="robots" content="noindex">
+<link rel="icon" href="/img/logo.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/css/site.css">
+</head>
+<body>
+<main class="wrap">
+<h1>Page not found</h1>
+<p>There is nothing at this address. <a href="/">Back to the shop</a></p>
+</main>
+</body>
+</html>
+"""
+
+
 def site_plan(stage: str, turnstile_sitekey: str, website: Path = WEBSITE) -> list[SiteObject]:
     """Every object publish-site uploads, with its headers (pure: no AWS calls)."""
     if not turnstile_sitekey:
@@ -154,6 +229,9 @@ def site_plan(stage: str, turnstile_sitekey: str, website: Path = WEBSITE) -> li
         if rel in SITE_EXCLUDE or any(part.startswith(".") for part in rel.split("/")):
             continue
         out.append(SiteObject(rel, path.read_bytes(), content_type(rel), cache_control(rel)))
+    if not any(o.key == "404.html" for o in out):
+        page = NOT_FOUND_PAGE.encode()
+        out.append(SiteObject("404.html", page, content_type(".html"), HTML_CACHE))
     config = json.dumps(stage_config(stage, turnstile_sitekey), separators=(",", ":"))
     out.append(SiteObject("config.json", config.encode(), "application/json", CONFIG_CACHE))
     return out
@@ -183,6 +261,7 @@ def cmd_bootstrap(_: argparse.Namespace) -> int:
         "cloudformation", "deploy",
         "--template-file", str(ROOT / "infra" / "bootstrap.yaml"),
         "--stack-name", BOOTSTRAP_STACK,
+        "--capabilities", "CAPABILITY_IAM",
         "--no-fail-on-empty-changeset",
         "--tags", f"app={APP}",
     )  # fmt: skip
