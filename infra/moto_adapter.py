@@ -526,4 +526,28 @@ def check_dropped_properties(
         "moto: function timeouts as in the template "
         + str({p["FunctionName"].rsplit("-", 2)[-2]: p["Timeout"] for p in fns.values()})
     )
+    ddb = adapter.boto("dynamodb")
+    for p in of("AWS::DynamoDB::Table").values():
+        name = p["TableName"] if isinstance(p["TableName"], str) else p["TableName"]["Fn::Sub"]
+        name = name.replace("${Stage}", stage)
+        ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        pitr = backups.get("PointInTimeRecoveryDescription", {})
+        table = ddb.describe_table(TableName=name)["Table"]
+        kept = {
+            "TTL": ttl.get("AttributeName") == "expires_at"
+            and ttl.get("TimeToLiveStatus") == "ENABLED",
+            "PITR": pitr.get("PointInTimeRecoveryStatus") == "ENABLED",
+            "SSE": table.get("SSEDescription", {}).get("Status") == "ENABLED",
+            "deletion protection": bool(table.get("DeletionProtectionEnabled")),
+        }
+        shown = ", ".join(f"{k} {'kept' if v else 'dropped'}" for k, v in kept.items())
+        lines.append(f"moto: {name}: {shown}")
+    info = adapter.emulated[f"juice-orders-{stage}"]
+    stage_info = info["RestAPIapiStage"]
+    got = adapter.boto("apigateway").get_stage(
+        restApiId=stage_info["RestApiId"], stageName=stage_info["Ref"]
+    )
+    assert got.get("webAclArn") == info["ApiWebAcl"]["Arn"], got.get("webAclArn")
+    lines.append("moto: the API stage is associated with the regional web ACL")
     return lines

@@ -197,12 +197,17 @@ def checks(stage: str, params_path: Path | None) -> list[tuple[str, Callable[[],
 
 
 def run(stage: str, params_path: Path | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     for what, check in checks(stage, params_path):
         try:
             detail = check()
         except NotEmulated as e:
             detail = f"not emulated by the rehearsal ({e})"
         except Blocker as e:
+            print(f"BLOCK {what}: {e}", flush=True)
+            return 1
+        except (ClientError, BotoCoreError) as e:  # e.g. no such certificate, AccessDenied
             print(f"BLOCK {what}: {e}", flush=True)
             return 1
         print(f"ok    {what}: {detail}", flush=True)

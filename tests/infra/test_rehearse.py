@@ -140,3 +140,28 @@ def test_import_plan_names_the_retained_tables(tmp_path: Path) -> None:
             "ResourceIdentifier": {"TableName": "juice-orders-prod-suppression"},
         },
     ]
+
+
+def test_preflight_stops_at_the_first_blocker(
+    aws: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against a bare account (moto): read-only checks until the certificate, which is missing."""
+    import json
+
+    example = json.loads((ROOT / "infra" / "params-example.json").read_text())
+    params = tmp_path / "params-prod.json"
+    params.write_text(json.dumps(example))
+    assert preflight.run("prod", params) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [
+        "ok    tools",
+        "ok    parameters file",
+        "ok    credentials",
+        "ok    region",
+        "BLOCK certificate",
+    ]
+    assert "not found" in out[-1]  # the example certificate does not exist
+
+
+def test_preflight_blocks_a_missing_params_file(tmp_path: Path) -> None:
+    assert preflight.run("prod", tmp_path / "nope.json") == 1
