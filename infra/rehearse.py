@@ -183,7 +183,7 @@ class Rehearsal:
     def run(self) -> int:
         from devstack.dns_server import DnsServer
         from devstack.siteverify import SiteverifyServer
-        from infra import emulators, preflight, smoke
+        from infra import emulators, preflight
         from infra.moto_adapter import MotoAdapter, check_dropped_properties
 
         netguard.install()
@@ -246,7 +246,7 @@ class Rehearsal:
                 moto_url=moto.url,
             )
             for round_no in (1, 2):
-                self.deploy_round(round_no, template, adapter, servers, params_path, smoke)
+                self.deploy_round(round_no, template, adapter, servers, params_path)
                 if round_no == 1:
                     with self.step("teardown (tables retained)"):
                         self.teardown(adapter)
@@ -301,7 +301,6 @@ class Rehearsal:
         adapter: Any,
         servers: Any,
         params_path: Path,
-        smoke: Any,
     ) -> None:
         name = deploy.stack_name(self.stage)
         params = deploy.load_params(self.stage, params_path)
@@ -321,15 +320,14 @@ class Rehearsal:
             print(f"{len(lines)} operations ({lines[-1]})")
         with self.step(f"smoke #{n} against the rehearsal's endpoints"):
             site, api = servers.start(outputs)
-            endpoints = smoke.Endpoints(
-                site=site,
-                api=api,
-                suppression_table=outputs["SuppressionTableName"],
-                https=False,
-                bounce_wait_seconds=30,
-            )
-            self.smokes.append(smoke.run(self.stage, endpoints, token="XXXX.DUMMY.TOKEN.XXXX"))
-            servers.stop()
+            # the same command line as `make smoke SMOKE_ARGS=...` against a real stage
+            argv = ["smoke", "--stage", self.stage, "--site-url", site, "--api-url", api,
+                    "--suppression-table", outputs["SuppressionTableName"]]  # fmt: skip
+            print("+ infra/deploy.py " + " ".join(argv))
+            try:
+                self.smokes.append(deploy.main(argv))
+            finally:
+                servers.stop()
 
     def parameters(self, params: dict[str, str]) -> dict[str, str]:
         ssm = deploy._boto("ssm")
