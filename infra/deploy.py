@@ -343,6 +343,14 @@ def deploy_stack(
     key = f"{prefix}/{hashlib.sha256(body).hexdigest()}.template.json"
     _boto("s3").put_object(Bucket=bucket, Key=key, Body=body)
     exists = stack_exists(name)
+    if exists:
+        status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+        if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
+            raise SystemExit(
+                f"{name} is ROLLBACK_COMPLETE (its first create failed): see its events, "
+                "then `make teardown` and deploy again"
+            )
+        exists = status != "REVIEW_IN_PROGRESS"  # only an unexecuted change set so far
     change_set = cfn.create_change_set(
         StackName=name,
         ChangeSetName=f"deploy-{int(time.time())}",
@@ -652,9 +660,10 @@ def cmd_import_tables(args: argparse.Namespace) -> int:
     """Bring tables kept by a teardown back under the stack (CloudFormation resource import).
 
     The stack must exist and use them by name (AdoptRetainedTables=true, what `make deploy`
-    does after a teardown). The import change set uses the stack's current template with
-    AdoptRetainedTables=false: the only difference is the two tables, which is what an
-    import may change. Afterwards `make deploy` sees them as the stack's own.
+    does after a teardown). The import change set uses the stack's current processed
+    template with AdoptRetainedTables=false: the only difference is the two tables, which
+    is what an import may change. Afterwards `make deploy` sees them as the stack's own.
+    moto has no resource import, so this is the one command the rehearsal can't run.
     """
     stage, name = args.stage, stack_name(args.stage)
     plan = table_plan(stage)
@@ -662,7 +671,8 @@ def cmd_import_tables(args: argparse.Namespace) -> int:
         print(f"nothing to import: {plan.describe()}")
         return 0
     cfn = _boto("cloudformation")
-    current = cfn.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]
+    # the processed (SAM-expanded) template: an import can't run a transform
+    current = cfn.get_template(StackName=name, TemplateStage="Processed")["TemplateBody"]
     template = current if isinstance(current, dict) else json.loads(current)
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     params = [

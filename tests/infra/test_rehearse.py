@@ -34,6 +34,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedP
     )  # fmt: skip
 
 
+@pytest.mark.timeout(900)
 def test_rehearsal_deploys_smokes_tears_down_and_deploys_again(
     rehearsal: subprocess.CompletedProcess[str],
 ) -> None:
@@ -50,6 +51,7 @@ def test_rehearsal_deploys_smokes_tears_down_and_deploys_again(
     assert "retained tables" in out and "exist outside the stack" in out
 
 
+@pytest.mark.timeout(900)
 def test_rehearsal_never_left_loopback(rehearsal: subprocess.CompletedProcess[str]) -> None:
     (network,) = [line for line in rehearsal.stdout.splitlines() if "network:" in line]
     assert "(hosts: 127.0.0.1)" in network or "(hosts: 127.0.0.1, localhost)" in network, network
