@@ -252,7 +252,7 @@ class LambdaRuntime:
 
     def _dead_letter(self, logical: str, event: dict[str, Any], error: Exception) -> None:
         target = self._props(logical).get("DeadLetterConfig", {}).get("TargetArn")
-        self.notes.append(f"{logical} failed {1 + 2} times: {error!r}; event to its DLQ")
+        self.notes.append(f"{logical} raised on every attempt ({error!r}): event to its DLQ")
         if not target:
             return
         sqs = deploy._boto("sqs")
@@ -556,7 +556,8 @@ class Servers:
     def __init__(self, stage: str, template: dict[str, Any], adapter: Any, dns: str,
                  siteverify: str, moto_url: str) -> None:  # fmt: skip
         self.stage = stage
-        self.template = template
+        # a copy: start() resolves function names and DLQ targets in it for the runtime
+        self.template = json.loads(json.dumps(template))
         self.adapter = adapter
         self.overrides = {
             "AWS_ENDPOINT_URL": moto_url,
@@ -602,7 +603,10 @@ class Servers:
         # the template's functions with their names resolved
         for res in self.template["Resources"].values():
             if res["Type"] == "AWS::Lambda::Function":
-                res["Properties"]["FunctionName"] = resolve(res["Properties"]["FunctionName"])
+                props = res["Properties"]
+                props["FunctionName"] = resolve(props["FunctionName"])
+                if "DeadLetterConfig" in props:
+                    props["DeadLetterConfig"] = resolve(props["DeadLetterConfig"])
         api = ApiServer(
             self.template,
             emulated["RestAPIapiStage"],

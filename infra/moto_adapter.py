@@ -519,17 +519,20 @@ def check_dropped_properties(
     lines.append("template: site bucket blocks public access, encrypted")
     # and what moto does keep, after the second deploy has adopted the retained tables
     lam = adapter.boto("lambda")
+
+    def named(value: Any) -> str:
+        text = value if isinstance(value, str) else value["Fn::Sub"]
+        return str(text).replace("${Stage}", stage)
+
+    timeouts = {}
     for p in fns.values():
-        got = lam.get_function_configuration(FunctionName=p["FunctionName"])
+        got = lam.get_function_configuration(FunctionName=named(p["FunctionName"]))
         assert got["Timeout"] == p["Timeout"], (p["FunctionName"], got["Timeout"])
-    lines.append(
-        "moto: function timeouts as in the template "
-        + str({p["FunctionName"].rsplit("-", 2)[-2]: p["Timeout"] for p in fns.values()})
-    )
+        timeouts[named(p["FunctionName"]).rsplit("-", 2)[-2]] = p["Timeout"]
+    lines.append(f"moto: function timeouts as in the template {timeouts}")
     ddb = adapter.boto("dynamodb")
     for p in of("AWS::DynamoDB::Table").values():
-        name = p["TableName"] if isinstance(p["TableName"], str) else p["TableName"]["Fn::Sub"]
-        name = name.replace("${Stage}", stage)
+        name = named(p["TableName"])
         ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         pitr = backups.get("PointInTimeRecoveryDescription", {})

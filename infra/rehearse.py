@@ -23,7 +23,8 @@ order:
     Lambda proxy events with the deployed functions' environment and timeouts), SNS -> Lambda
     (async: retries, then the DLQ) and SES's mailbox simulator (bounce/delivery events);
  7. smoke (infra/smoke.py) against those endpoints, teardown, deploy again (the retained
-    tables are adopted), smoke again, final teardown; print a summary with timings.
+    tables are adopted), smoke again; a bounce while AWS is unreachable (raise, 2 retries,
+    DLQ, replay); final teardown; print a summary with timings.
 
 Never contacts anything but loopback: every endpoint is 127.0.0.1/localhost, and
 `infra/netguard.py` refuses any other connection or name lookup in this process and in the
@@ -179,6 +180,8 @@ class Rehearsal:
         self.step = Step()
         self.notes: list[str] = []
         self.smokes: list[int] = []
+        self.outputs: dict[str, str] = {}
+        self.feedback_outcome = "not run"
 
     def run(self) -> int:
         from devstack.dns_server import DnsServer
@@ -261,6 +264,8 @@ class Rehearsal:
                         plan = deploy.table_plan(self.stage)
                         assert plan.adopt and not plan.problem, plan
                         print(f"next deploy: {plan.describe()}")
+            with self.step("feedback while AWS is unreachable: retries, DLQ, replay"):
+                self.feedback_when_unreachable(servers)
             with self.step("check the dropped properties on the template and on moto"):
                 for line in check_dropped_properties(template, adapter, self.stage):
                     print(line)
@@ -274,6 +279,7 @@ class Rehearsal:
         print("\n== summary")
         print(self.step.table())
         print(f"smoke: {['ok' if rc == 0 else 'FAILED' for rc in self.smokes]}")
+        print(f"feedback with AWS unreachable: {self.feedback_outcome}")
         for note in self.notes:
             print(f"  note: {note}")
         print(f"  network: {netguard.summary()}")
@@ -311,6 +317,7 @@ class Rehearsal:
             )
             print(f"{name}: {status}")
             outputs = adapter.emulate(name, self.parameters(params["Parameters"]))
+            self.outputs = outputs
             for k in ("DistributionId", "SiteBucketName", "ApiWebAclArn", "TablesAdopted"):
                 print(f"  {k:20} {outputs.get(k)}")
         with self.step(f"publish the site #{n}"):
@@ -328,6 +335,72 @@ class Rehearsal:
                 self.smokes.append(deploy.main(argv))
             finally:
                 servers.stop()
+
+    def feedback_when_unreachable(self, servers: Any) -> None:
+        """Issue 16 row 5: a bounce while DynamoDB can't be reached must not be lost.
+
+        SNS invokes the feedback function asynchronously: if the handler raises, Lambda
+        retries it twice, then the event goes to the DLQ; replayed after the outage, the
+        bounce lands in the suppression table. A handler that swallows the error loses it.
+        """
+        import uuid
+
+        from infra import emulators, smoke
+
+        email = f"bounce+outage-{uuid.uuid4().hex[:8]}@simulator.amazonses.com"
+        message = {
+            "eventType": "Bounce",
+            "mail": {"timestamp": "2026-01-01T00:00:00.000Z", "messageId": "outage-1",
+                     "destination": [email]},
+            "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                       "feedbackId": "outage-1", "timestamp": "2026-01-01T00:00:01.000Z",
+                       "bouncedRecipients": [{"emailAddress": email, "status": "5.1.1"}]},
+        }  # fmt: skip
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": f"outage-{uuid.uuid4().hex[:8]}",
+                        "TopicArn": self.outputs["SesFeedbackTopicArn"],
+                        "Subject": None,
+                        "Message": json.dumps(message),
+                        "Timestamp": "2026-01-01T00:00:02.000Z",
+                        "MessageAttributes": {},
+                    },
+                }
+            ]
+        }
+        # port 9 on loopback: nothing listens, every AWS call is refused at once
+        down = {**servers.overrides, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+        runtime = emulators.LambdaRuntime(servers.template, down, self.notes)
+        runtime.invoke_async("HandleSesFeedback", event)
+        runtime.drain(120)
+        runtime.stop()
+        failures = runtime.failures["HandleSesFeedback"]
+        sqs = deploy._boto("sqs")
+        url = sqs.get_queue_url(QueueName=f"juice-orders-{self.stage}-feedback-dlq")["QueueUrl"]
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if failures == 0:
+            self.feedback_outcome = (
+                "LOST: the handler returned instead of raising, nothing reached the DLQ "
+                "(chalicelib side of issue 16 row 5)"
+            )
+            print(self.feedback_outcome)
+            return
+        assert runtime.invocations["HandleSesFeedback"] == 3, runtime.invocations
+        assert len(got) == 1, f"{len(got)} messages in the DLQ"
+        up = emulators.LambdaRuntime(servers.template, servers.overrides, self.notes)
+        try:
+            up.invoke("HandleSesFeedback", json.loads(got[0]["Body"]))
+        finally:
+            up.stop()
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+        assert smoke.suppressed(self.outputs["SuppressionTableName"], email), "not suppressed"
+        self.feedback_outcome = "raised 3 times, dead-lettered, replayed: suppressed"
+        print(self.feedback_outcome)
 
     def parameters(self, params: dict[str, str]) -> dict[str, str]:
         ssm = deploy._boto("ssm")

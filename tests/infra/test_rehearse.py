@@ -52,6 +52,18 @@ def test_rehearsal_deploys_smokes_tears_down_and_deploys_again(
 
 
 @pytest.mark.timeout(900)
+def test_rehearsal_a_bounce_during_an_outage_is_not_lost(
+    rehearsal: subprocess.CompletedProcess[str],
+) -> None:
+    """Issue 16 row 5: SNS -> Lambda is asynchronous; a handler that raises on an
+    infrastructure error is retried twice, then dead-lettered, and the replay suppresses."""
+    (line,) = [x for x in rehearsal.stdout.splitlines() if x.startswith("feedback with AWS")]
+    if "LOST" in line:  # the chalicelib side (re-raise) is the lead's; then this must pass
+        pytest.xfail(line)
+    assert line.endswith("raised 3 times, dead-lettered, replayed: suppressed"), line
+
+
+@pytest.mark.timeout(900)
 def test_rehearsal_never_left_loopback(rehearsal: subprocess.CompletedProcess[str]) -> None:
     (network,) = [line for line in rehearsal.stdout.splitlines() if "network:" in line]
     assert "(hosts: 127.0.0.1)" in network or "(hosts: 127.0.0.1, localhost)" in network, network
