@@ -71,7 +71,8 @@ def bootstrap(endpoint_url: str, env: dict[str, str] | None = None) -> None:
     for d in defs:
         if d["TableName"] not in existing:
             ddb.create_table(**d)
-    for name in (defs[1]["TableName"], defs[2]["TableName"]):
+    # every table expires items on `expires_at` (orders: idempotency records), as in AWS
+    for name in (d["TableName"] for d in defs):
         ddb.update_time_to_live(
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},

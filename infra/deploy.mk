@@ -5,12 +5,15 @@
 #   make package       STAGE=prod   build/prod/template.json + deployment.zip (offline)
 #   make infra-check                package dev+prod, cfn-lint + checkov them (offline)
 #   make scan-venv                  build/.venv-scan: checkov + SAM translator (pins clash with moto's)
-#   make bootstrap                  once per account: the artifacts bucket stack
+#   make bootstrap                  once per account: artifacts bucket + API Gateway log role
 #   make init-secrets  STAGE=prod   create the SSM SecureStrings (origin secret, Turnstile)
-#   make deploy        STAGE=prod   package + aws cloudformation package/deploy
+#   make preflight     STAGE=prod   read-only checks; exits non-zero at the first blocker
+#   make deploy        STAGE=prod   package + preflight + change set (boto3, infra/deploy.py)
 #   make publish-site  STAGE=prod   upload website/ + generated config.json, invalidate
-#   make smoke         STAGE=prod   end-to-end checks against the deployed stack
-#   make teardown      STAGE=prod   empty the site bucket and delete the stack
+#   make smoke         STAGE=prod   end-to-end checks; SMOKE_ARGS="--site-url U --api-url U ..."
+#   make import-tables STAGE=prod   bring tables kept by a teardown back under the stack
+#   make teardown      STAGE=prod   empty the site bucket and delete the stack (tables stay)
+#   make rehearse     [STAGE=prod]  all of the above twice, offline, on moto (loopback only)
 
 VENV ?= .venv
 PY ?= $(VENV)/bin/python
@@ -26,7 +29,7 @@ BUILD_DIR = build/$(CLOUD_STAGE)
 CHECKOV_ENV := BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false
 
 .PHONY: package lint-infra scan-venv scan-infra infra-check bootstrap init-secrets \
-	deploy publish-site smoke outputs teardown
+	preflight deploy publish-site smoke outputs import-tables teardown rehearse
 
 # $(STAMP) is the Makefile's "venv installed" marker, when it defines one
 package: $(STAMP)
@@ -57,14 +60,27 @@ bootstrap:
 init-secrets:
 	$(PY) infra/deploy.py init-secrets --stage $(CLOUD_STAGE) $(if $(ROTATE_ORIGIN),--rotate-origin)
 
+preflight:
+	$(PY) infra/deploy.py preflight --stage $(CLOUD_STAGE)
+
 deploy: package
+	$(PY) infra/deploy.py preflight --stage $(CLOUD_STAGE)
 	$(PY) infra/deploy.py deploy --stage $(CLOUD_STAGE)
 
 publish-site:
 	$(PY) infra/deploy.py publish-site --stage $(CLOUD_STAGE) $(if $(DRY_RUN),--dry-run)
 
 smoke:
-	$(PY) infra/deploy.py smoke --stage $(CLOUD_STAGE)
+	$(PY) infra/deploy.py smoke --stage $(CLOUD_STAGE) $(SMOKE_ARGS)
+
+import-tables:
+	$(PY) infra/deploy.py import-tables --stage $(CLOUD_STAGE)
+
+# The rehearsal deploys the real package of a cloud stage (prod unless STAGE says dev).
+REHEARSE_STAGE = $(if $(filter $(STAGE),$(INFRA_STAGES)),$(STAGE),prod)
+rehearse: $(SCAN_STAMP)
+	$(MAKE) --no-print-directory package STAGE=$(REHEARSE_STAGE)
+	$(PY) infra/rehearse.py --stage $(REHEARSE_STAGE) --package-dir build/$(REHEARSE_STAGE)
 
 outputs:
 	$(PY) infra/deploy.py outputs --stage $(CLOUD_STAGE)

@@ -21,6 +21,10 @@ saved as template.json:
    subscription could be created first). We check that the name Chalice used is the
    topic this template creates (juice-orders-<stage>-ses-feedback, which app.py reads
    from SES_FEEDBACK_TOPIC in .chalice/config.json) and fail loudly otherwise.
+3. The CloudFront ResponseHeadersPolicy is filled from infra/security_headers.json (the
+   one source of the site's headers; the dev server sends the same ones).
+4. The REST API gets its GatewayResponses (API Gateway's own errors: unknown route,
+   throttling, WAF block, 4XX/5XX defaults) in the app's JSON error shape, with nosniff.
 
 Works offline as long as requirements.txt needs no download (pip may fetch arm64 wheels
 from PyPI for runtime dependencies; Chalice caches the zip in .chalice/deployments).
@@ -38,7 +42,39 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "resources.yaml"
+SECURITY_HEADERS = ROOT / "infra" / "security_headers.json"
 CLOUD_STAGES = ("dev", "prod")
+
+# API Gateway's own responses (the Lambda never ran): type -> (status or None to keep
+# API Gateway's, code, message, extra headers). Same shape as chalicelib.errors.ApiError.
+GATEWAY_RESPONSES: dict[str, tuple[int | None, str, str, dict[str, str]]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "There is no such API route.", {}),
+    "RESOURCE_NOT_FOUND": (404, "not_found", "There is no such API route.", {}),
+    "ACCESS_DENIED": (403, "forbidden", "This request is not allowed.", {}),
+    "WAF_FILTERED": (403, "forbidden", "This request was blocked.", {}),
+    "THROTTLED": (
+        429, "rate_limited", "Too many requests. Please wait a moment and try again.",
+        {"Retry-After": "5"},
+    ),
+    "QUOTA_EXCEEDED": (
+        429, "rate_limited", "Too many requests. Please wait a moment and try again.",
+        {"Retry-After": "60"},
+    ),
+    "REQUEST_TOO_LARGE": (413, "payload_too_large", "The body is over 16384 bytes.", {}),
+    "UNSUPPORTED_MEDIA_TYPE": (
+        415, "unsupported_media_type", "Send Content-Type: application/json.", {}
+    ),
+    "INTEGRATION_TIMEOUT": (
+        504, "service_unavailable", "The shop did not answer in time. Please try again.",
+        {"Retry-After": "5"},
+    ),
+    "DEFAULT_4XX": (None, "bad_request", "The request could not be handled.", {}),
+    "DEFAULT_5XX": (
+        None, "internal_error", "Something went wrong on our side. Please try again.",
+        {"Retry-After": "5"},
+    ),
+}  # fmt: skip
+GATEWAY_RESPONSE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def chalice_package(stage: str, out: Path, project_dir: Path = ROOT) -> Path:
@@ -107,6 +143,86 @@ def link_feedback_topic(template: dict[str, Any], stage: str) -> int:
     return linked
 
 
+def gateway_responses() -> dict[str, Any]:
+    """SAM `GatewayResponses` for the REST API, from GATEWAY_RESPONSES."""
+    out: dict[str, Any] = {}
+    for kind, (status, code, message, extra) in GATEWAY_RESPONSES.items():
+        body = {"error": {"code": code, "message": message, "fields": {}}}
+        headers = {**GATEWAY_RESPONSE_HEADERS, **extra}
+        entry: dict[str, Any] = {
+            # header values are API Gateway mapping expressions: literals are single-quoted
+            "ResponseParameters": {"Headers": {k: f"'{v}'" for k, v in headers.items()}},
+            "ResponseTemplates": {"application/json": json.dumps(body, separators=(",", ":"))},
+        }
+        if status is not None:
+            entry["StatusCode"] = str(status)
+        out[kind] = entry
+    return out
+
+
+def csp_string(directives: dict[str, list[str]]) -> str:
+    return "; ".join(" ".join([name, *values]) for name, values in directives.items())
+
+
+def security_headers_config(source: dict[str, Any]) -> dict[str, Any]:
+    """CloudFront `SecurityHeadersConfig` (+ `CustomHeadersConfig`) from security_headers.json.
+
+    Headers CloudFront models (CSP, HSTS, nosniff, X-Frame-Options, Referrer-Policy) go to
+    their typed slots; anything else to CustomHeadersConfig. Every one overrides the origin.
+    """
+    headers = {**source.get("headers", {}), **source.get("https_only_headers", {})}
+    cfg: dict[str, Any] = {
+        "ContentSecurityPolicy": {
+            "ContentSecurityPolicy": csp_string(source["content_security_policy"]),
+            "Override": True,
+        }
+    }
+    custom: list[dict[str, Any]] = []
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "x-content-type-options":
+            if value != "nosniff":
+                raise ValueError(f"CloudFront can only send {name}: nosniff")
+            cfg["ContentTypeOptions"] = {"Override": True}
+        elif key == "x-frame-options":
+            cfg["FrameOptions"] = {"FrameOption": value.upper(), "Override": True}
+        elif key == "referrer-policy":
+            cfg["ReferrerPolicy"] = {"ReferrerPolicy": value, "Override": True}
+        elif key == "strict-transport-security":
+            parts = [p.strip() for p in value.split(";") if p.strip()]
+            ages = [p for p in parts if p.lower().startswith("max-age=")]
+            if len(ages) != 1:
+                raise ValueError(f"{name}: needs exactly one max-age, got {value!r}")
+            flags = {p.lower() for p in parts} - {ages[0].lower()}
+            if flags - {"includesubdomains", "preload"}:
+                raise ValueError(f"{name}: unknown directives in {value!r}")
+            cfg["StrictTransportSecurity"] = {
+                "AccessControlMaxAgeSec": int(ages[0].split("=", 1)[1]),
+                "IncludeSubdomains": "includesubdomains" in flags,
+                "Preload": "preload" in flags,
+                "Override": True,
+            }
+        else:
+            custom.append({"Header": name, "Value": value, "Override": True})
+    out: dict[str, Any] = {"SecurityHeadersConfig": cfg}
+    if custom:
+        out["CustomHeadersConfig"] = {"Items": custom}
+    return out
+
+
+def apply_security_headers(template: dict[str, Any], source_path: Path = SECURITY_HEADERS) -> None:
+    policy = template["Resources"]["SecurityHeadersPolicy"]["Properties"]
+    config = policy["ResponseHeadersPolicyConfig"]
+    config.update(security_headers_config(json.loads(source_path.read_text())))
+
+
+def apply_gateway_responses(template: dict[str, Any]) -> None:
+    api = template["Resources"]["RestAPI"]
+    if api.get("Type") != "AWS::Serverless::Api":
+        raise RuntimeError(f"RestAPI is {api.get('Type')}, expected AWS::Serverless::Api")
+    api["Properties"]["GatewayResponses"] = gateway_responses()
+
+
 def package(stage: str, out: Path, project_dir: Path = ROOT) -> Path:
     """Package `stage` into `out`; return the path of the final template.json."""
     if stage not in CLOUD_STAGES:
@@ -117,6 +233,8 @@ def package(stage: str, out: Path, project_dir: Path = ROOT) -> Path:
     # Chalice's YAML uses long-form intrinsics ({"Fn::Sub": ...}): plain safe_load reads it.
     template = pin_stage(yaml.safe_load(generated.read_text()), stage)
     link_feedback_topic(template, stage)
+    apply_security_headers(template)
+    apply_gateway_responses(template)
     final = out / "template.json"
     final.write_text(json.dumps(template, indent=2) + "\n")
     generated.unlink()

@@ -85,9 +85,22 @@ def env(stage: str) -> dict[str, str]:
     return CONFIG["stages"][stage]["environment_variables"]
 
 
-def policy_file(stage: str) -> dict[str, Any]:
-    name = CONFIG["stages"][stage]["iam_policy_file"]
+FUNCTION_KEYS = {  # template resource -> Chalice lambda_functions key
+    "APIHandler": "api_handler",
+    "HandleSesFeedback": "handle_ses_feedback",
+    "SweepOutbox": "sweep_outbox",
+}
+
+
+def policy_file(stage: str, function: str) -> dict[str, Any]:
+    """The policy file of one function (`function`: a template resource or Chalice name)."""
+    key = FUNCTION_KEYS.get(function, function)
+    name = CONFIG["stages"][stage]["lambda_functions"][key]["iam_policy_file"]
     return json.loads((ROOT / ".chalice" / name).read_text())
+
+
+def all_policies_text(stage: str) -> str:
+    return json.dumps([policy_file(stage, f) for f in FUNCTION_KEYS])
 
 
 def as_list(v: Any) -> list[Any]:
@@ -211,16 +224,36 @@ def test_sam_expansion_lints_clean_and_wires_events(expanded: Path) -> None:
     (rule,) = of_type(t, "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SweepOutbox", "Arn"]}
-    (stage,) = of_type(t, "AWS::ApiGateway::Stage").values()
+    # exactly one stage (SAM's implicit public `Stage` is gone: no StageName on deployments)
+    ((stage_id, stage),) = of_type(t, "AWS::ApiGateway::Stage").items()
     assert stage["Properties"]["StageName"] == "api"
     assert "AccessLogSetting" in stage["Properties"]
+    assert stage["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] == {
+        "Ref": "ApiThrottleRate"
+    }
+    for deployment in of_type(t, "AWS::ApiGateway::Deployment").values():
+        assert "StageName" not in deployment["Properties"]
     (api,) = of_type(t, "AWS::ApiGateway::RestApi").values()
-    assert api["DependsOn"] == "ApiGatewayAccountReady"  # account log role set first
+    assert "DependsOn" not in api  # the account log role comes from the bootstrap stack
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    # the regional web ACL is associated with exactly that stage
+    (assoc,) = of_type(t, "AWS::WAFv2::WebACLAssociation").values()
+    assert assoc["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    assert assoc["Properties"]["ResourceArn"]["Fn::Sub"].endswith(
+        "::/restapis/${RestAPI}/stages/${" + stage_id + "}"
+    )
+    # gateway responses reached the API definition
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == set(package.GATEWAY_RESPONSES)
     feedback = fns["HandleSesFeedback"]["Properties"]
     assert feedback["DeadLetterConfig"] == {
         "TargetArn": {"Fn::GetAtt": ["FeedbackDeadLetterQueue", "Arn"]}
     }
+    (invoke,) = of_type(t, "AWS::Lambda::EventInvokeConfig").values()
+    assert invoke["Properties"]["FunctionName"] == {"Ref": "HandleSesFeedback"}
+    assert invoke["Properties"]["MaximumRetryAttempts"] == 2
+    for name, fn in fns.items():
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
 
 
 # --------------------------------------------------------------------------- stage plumbing
@@ -248,8 +281,8 @@ def test_names_agree_between_config_template_and_policy(
     assert e["SES_FEEDBACK_TOPIC"] == package.feedback_topic_name(stage)
     assert e["ORIGIN_VERIFY_PARAM"] == deploy.origin_verify_param(stage)
     assert e["TURNSTILE_SECRET_PARAM"] == deploy.turnstile_secret_param(stage)
-    # the policy names exactly these resources
-    text = json.dumps(policy_file(stage))
+    # the policies name exactly these resources
+    text = all_policies_text(stage)
     for table in (e["ORDERS_TABLE"], e["SUPPRESSION_TABLE"], e["RATE_LIMIT_TABLE"]):
         assert f":table/{table}" in text
     assert f"configuration-set/{e['SES_CONFIGURATION_SET']}" in text
@@ -260,6 +293,8 @@ def test_names_agree_between_config_template_and_policy(
     # and the packaged functions carry the config's variables
     for fn in of_type(t, "AWS::Serverless::Function").values():
         assert fn["Properties"]["Environment"]["Variables"] == e
+    for output in ("OrdersTableName", "SuppressionTableName"):
+        assert sub(t["Outputs"][output]["Value"], stage) in e.values()
 
 
 def test_template_env_from_parameters_via_globals(prod: Template) -> None:
@@ -378,19 +413,37 @@ def test_tables_match_devstack_shapes(prod: Template) -> None:
 
 
 def test_tables_are_protected(prod: Template) -> None:
-    ttl = {"SuppressionTable", "RateLimitTable"}
-    for name, t in of_type(prod, "AWS::DynamoDB::Table").items():
+    for t in of_type(prod, "AWS::DynamoDB::Table").values():
         p = t["Properties"]
         assert p["BillingMode"] == "PAY_PER_REQUEST"
         assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert p["SSESpecification"]["SSEEnabled"] is True
-        if name in ttl:
-            assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-        else:
-            assert "TimeToLiveSpecification" not in p
+        # every table expires on `expires_at` (orders: idempotency records)
+        assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     for keep in ("OrdersTable", "SuppressionTable"):
         assert res(prod, keep)["DeletionPolicy"] == "Retain"
         assert res(prod, keep)["UpdateReplacePolicy"] == "Retain"
+        assert props(prod, keep)["DeletionProtectionEnabled"] is True
+        assert res(prod, keep)["Condition"] == "CreateRetainedTables"
+    # rate limits are disposable: deleted with the stack, so no deletion protection
+    assert res(prod, "RateLimitTable")["DeletionPolicy"] == "Delete"
+    assert "DeletionProtectionEnabled" not in props(prod, "RateLimitTable")
+    assert "Condition" not in res(prod, "RateLimitTable")
+
+
+def test_retained_tables_can_be_adopted_on_a_second_deploy(prod: Template) -> None:
+    """After a teardown the retained tables still exist: a new stack must not try to create
+    them again ("already exists"). AdoptRetainedTables=true skips them; nothing in the
+    template refers to them other than by name, so the stack works either way."""
+    param = prod["Parameters"]["AdoptRetainedTables"]
+    assert param["AllowedValues"] == ["true", "false"] and param["Default"] == "false"
+    assert prod["Conditions"]["CreateRetainedTables"] == {
+        "Fn::Equals": [{"Ref": "AdoptRetainedTables"}, "false"]
+    }
+    text = json.dumps({k: v for k, v in prod["Resources"].items() if not k.endswith("Table")})
+    for table in ("OrdersTable", "SuppressionTable"):
+        assert f'"Ref": "{table}"' not in text and f'"{table}", "Arn"' not in text
+        assert f'"DependsOn": "{table}"' not in text
 
 
 # --------------------------------------------------------------------------- site
@@ -421,7 +474,7 @@ def test_site_bucket_policy_tls_only_and_cloudfront_only(prod: Template) -> None
         {"Fn::GetAtt": ["SiteBucket", "Arn"]},
         {"Fn::Sub": "${SiteBucket.Arn}/*"},
     ]
-    allow = [s for s in stmts if s["Effect"] == "Allow"]
+    allow = [s for s in stmts if s["Effect"] == "Allow" and s["Action"] == "s3:GetObject"]
     assert len(allow) == 1
     assert allow[0]["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert allow[0]["Action"] == "s3:GetObject"
@@ -469,21 +522,108 @@ def test_cloudfront_behaviours_and_tls(prod: Template) -> None:
     assert default["ViewerProtocolPolicy"] == "redirect-to-https"
     assert default["CachePolicyId"] == CACHING_OPTIMIZED
     assert default["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
-    (api,) = d["CacheBehaviors"]
-    assert api["PathPattern"] == "/api/*" and api["TargetOriginId"] == "api"
-    assert api["ViewerProtocolPolicy"] == "redirect-to-https"
-    assert api["CachePolicyId"] == CACHING_DISABLED
-    assert api["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST
-    assert set(api["AllowedMethods"]) == {
-        "GET",
-        "HEAD",
-        "OPTIONS",
-        "PUT",
-        "PATCH",
-        "POST",
-        "DELETE",
+    behaviours = {b["PathPattern"]: b for b in d["CacheBehaviors"]}
+    # first match wins: the specific API paths come before /api/*
+    assert list(behaviours) == ["/api/admin/*", "/api/catalog", "/api/*"]
+    every_method = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
+    for b in behaviours.values():
+        assert b["TargetOriginId"] == "api"
+        assert b["ViewerProtocolPolicy"] == "redirect-to-https"
+        assert b["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
+        assert b["OriginRequestPolicyId"] != ALL_VIEWER_EXCEPT_HOST
+    api, admin = behaviours["/api/*"], behaviours["/api/admin/*"]
+    catalog = behaviours["/api/catalog"]
+    assert api["CachePolicyId"] == admin["CachePolicyId"] == CACHING_DISABLED
+    assert set(api["AllowedMethods"]) == set(admin["AllowedMethods"]) == every_method
+    assert api["OriginRequestPolicyId"] == {"Ref": "ApiOriginRequestPolicy"}
+    assert admin["OriginRequestPolicyId"] == {"Ref": "AdminOriginRequestPolicy"}
+    assert catalog["OriginRequestPolicyId"] == {"Ref": "ApiOriginRequestPolicy"}
+    assert catalog["CachePolicyId"] == {"Ref": "CatalogCachePolicy"}
+    assert catalog["AllowedMethods"] == ["GET", "HEAD"]
+
+
+def test_catalog_is_cached_at_most_60_seconds_for_everyone(prod: Template) -> None:
+    cfg = props(prod, "CatalogCachePolicy")["CachePolicyConfig"]
+    assert (cfg["MinTTL"], cfg["DefaultTTL"], cfg["MaxTTL"]) == (0, 60, 60)
+    key = cfg["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+
+
+API_HEADERS = {"accept", "content-type", "idempotency-key", "origin", "cloudfront-viewer-address"}
+
+
+def test_origin_request_policies_forward_only_what_the_api_reads(prod: Template) -> None:
+    api = props(prod, "ApiOriginRequestPolicy")["OriginRequestPolicyConfig"]
+    assert {h.lower() for h in api["HeadersConfig"]["Headers"]} == API_HEADERS
+    assert api["HeadersConfig"]["HeaderBehavior"] == "whitelist"
+    assert api["CookiesConfig"] == {"CookieBehavior": "none"}  # no cookies to /api/*
+    assert api["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    admin = props(prod, "AdminOriginRequestPolicy")["OriginRequestPolicyConfig"]
+    assert {h.lower() for h in admin["HeadersConfig"]["Headers"]} == API_HEADERS | {
+        "x-requested-with"
     }
-    assert api["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
+    assert admin["CookiesConfig"] == {"CookieBehavior": "whitelist", "Cookies": ["admin_session"]}
+    assert "host" not in {h.lower() for h in api["HeadersConfig"]["Headers"]}
+
+
+def test_unknown_site_paths_get_the_404_page(prod: Template) -> None:
+    (page,) = _distribution(prod)["CustomErrorResponses"]
+    assert page == {
+        "ErrorCode": 404,
+        "ResponseCode": 404,
+        "ResponsePagePath": "/404.html",
+        "ErrorCachingMinTTL": 60,
+    }
+    # S3 only says 404 (rather than 403 AccessDenied) when the reader may list the bucket
+    stmts = props(prod, "SiteBucketPolicy")["PolicyDocument"]["Statement"]
+    (listing,) = [s for s in stmts if s["Action"] == "s3:ListBucket"]
+    assert listing["Resource"] == {"Fn::GetAtt": ["SiteBucket", "Arn"]}
+    assert listing["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert "AWS:SourceArn" in listing["Condition"]["StringEquals"]
+    # the site behaviour forwards no query string, so no viewer can make it list
+    assert _distribution(prod)["DefaultCacheBehavior"]["CachePolicyId"] == CACHING_OPTIMIZED
+    # publish-site always uploads a 404 page
+    assert "404.html" in {o.key for o in deploy.site_plan("prod", "0xSITEKEY")}
+
+
+def test_security_headers_come_from_the_one_source(prod: Template) -> None:
+    source = json.loads((ROOT / "infra" / "security_headers.json").read_text())
+    cfg = props(prod, "SecurityHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    h = cfg["SecurityHeadersConfig"]
+    csp = h["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    parsed = {
+        part.split()[0]: part.split()[1:] for part in (p.strip() for p in csp.split(";")) if part
+    }
+    assert parsed == source["content_security_policy"]
+    assert list(parsed) == list(source["content_security_policy"])  # same order too
+    headers = {**source["headers"], **source["https_only_headers"]}
+    assert h["FrameOptions"]["FrameOption"] == headers["X-Frame-Options"]
+    assert h["ReferrerPolicy"]["ReferrerPolicy"] == headers["Referrer-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and "ContentTypeOptions" in h
+    hsts = headers["Strict-Transport-Security"]
+    assert f"max-age={h['StrictTransportSecurity']['AccessControlMaxAgeSec']}" in hsts
+    assert h["StrictTransportSecurity"]["IncludeSubdomains"] == ("includeSubDomains" in hsts)
+    assert "CustomHeadersConfig" not in cfg  # every header of the file has a typed slot
+
+
+def test_security_headers_config_maps_other_headers_and_refuses_bad_hsts() -> None:
+    cfg = package.security_headers_config(
+        {
+            "content_security_policy": {"default-src": ["'self'"]},
+            "headers": {"Permissions-Policy": "camera=()"},
+            "https_only_headers": {"Strict-Transport-Security": "max-age=60; preload"},
+        }
+    )
+    assert cfg["CustomHeadersConfig"] == {
+        "Items": [{"Header": "Permissions-Policy", "Value": "camera=()", "Override": True}]
+    }
+    assert cfg["SecurityHeadersConfig"]["StrictTransportSecurity"]["Preload"] is True
+    with pytest.raises(ValueError):
+        package.security_headers_config(
+            {"content_security_policy": {}, "headers": {"Strict-Transport-Security": "1"}}
+        )
 
 
 def test_security_headers(prod: Template) -> None:
@@ -541,11 +681,35 @@ def test_waf_web_acl(prod: Template) -> None:
         "AWSManagedRulesKnownBadInputsRuleSet",
         "AWSManagedRulesAmazonIpReputationList",
     }
-    for r in managed.values():
+    for name, r in managed.items():
         assert r["OverrideAction"] == {"None": {}}  # block mode, not Count
         stmt = r["Statement"]["ManagedRuleGroupStatement"]
         assert stmt["VendorName"] == "AWS"
-        assert "RuleActionOverrides" not in stmt and "ExcludedRules" not in stmt
+        assert "ExcludedRules" not in stmt
+        if name != "AWSManagedRulesCommonRuleSet":
+            assert "RuleActionOverrides" not in stmt
+    # the common set's 8 KB body rule only counts: the API accepts up to 16 KiB ...
+    common = managed["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["RuleActionOverrides"] == [
+        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}
+    ]
+    # ... and our own rule enforces exactly the API's limit with the API's JSON 413
+    from chalicelib.checkout import MAX_BODY_BYTES
+
+    (size,) = [r for r in plain if "SizeConstraintStatement" in r["Statement"]]
+    sc = size["Statement"]["SizeConstraintStatement"]
+    assert (sc["ComparisonOperator"], sc["Size"]) == ("GT", MAX_BODY_BYTES)
+    assert sc["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
+    response = size["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 413
+    body = json.loads(p["CustomResponseBodies"][response["CustomResponseBodyKey"]]["Content"])
+    assert body == {
+        "error": {
+            "code": "payload_too_large",
+            "message": f"The body is over {MAX_BODY_BYTES} bytes.",
+            "fields": {},
+        }
+    }
     (rate,) = [r for r in plain if "RateBasedStatement" in r["Statement"]]
     assert rate["Action"] == {"Block": {}}
     rb = rate["Statement"]["RateBasedStatement"]
@@ -560,6 +724,86 @@ def test_waf_web_acl(prod: Template) -> None:
     (destination,) = logging["LogDestinationConfigs"]
     assert destination["Fn::Sub"].endswith(":log-group:${WafLogGroup}")  # no ":*" suffix
     assert sub(props(prod, "WafLogGroup")["LogGroupName"], "prod").startswith("aws-waf-logs-")
+
+
+def test_regional_waf_refuses_the_execute_api_url_without_the_origin_header(
+    prod: Template,
+) -> None:
+    p = props(prod, "ApiWebAcl")
+    assert p["Scope"] == "REGIONAL"
+    rules = {r["Name"]: r for r in p["Rules"]}
+    assert [r["Priority"] for r in p["Rules"]] == [0, 1]
+    verify = rules["require-origin-verify"]
+    block = verify["Action"]["Block"]["CustomResponse"]
+    assert block["ResponseCode"] == 403
+    match = verify["Statement"]["NotStatement"]["Statement"]["ByteMatchStatement"]
+    assert match["FieldToMatch"] == {"SingleHeader": {"Name": "x-origin-verify"}}
+    assert match["PositionalConstraint"] == "EXACTLY"
+    # the same secret CloudFront sends
+    assert match["SearchString"] == {"Ref": "OriginVerifySecret"}
+    origins = {o["Id"]: o for o in _distribution(prod)["Origins"]}
+    (header,) = origins["api"]["OriginCustomHeaders"]
+    assert header["HeaderName"].lower() == "x-origin-verify"
+    assert header["HeaderValue"] == match["SearchString"]
+    rate = rules["source-rate-limit"]["Statement"]["RateBasedStatement"]
+    assert rate["Limit"] == {"Ref": "ApiDirectRateLimit"} and rate["AggregateKeyType"] == "IP"
+    assert rules["source-rate-limit"]["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    for key, body in p["CustomResponseBodies"].items():
+        assert body["ContentType"] == "APPLICATION_JSON"
+        err = json.loads(body["Content"])["error"]
+        assert err["code"] == key and err["message"] and err["fields"] == {}
+    assoc = props(prod, "ApiWebAclAssociation")
+    assert assoc["WebACLArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    arn = assoc["ResourceArn"]["Fn::Sub"]
+    assert arn.endswith("::/restapis/${RestAPI}/stages/${RestAPI.Stage}")
+    logging = props(prod, "ApiWafLogging")
+    assert logging["ResourceArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    assert logging["RedactedFields"] == [{"SingleHeader": {"Name": "x-origin-verify"}}]
+
+
+def test_gateway_responses_use_the_api_error_shape(prod: Template) -> None:
+    responses = props(prod, "RestAPI")["GatewayResponses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "WAF_FILTERED", "ACCESS_DENIED",
+            "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)  # fmt: skip
+    for kind, r in responses.items():
+        body = json.loads(r["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error"}, kind
+        assert set(body["error"]) == {"code", "message", "fields"}, kind
+        assert body["error"]["fields"] == {} and body["error"]["message"], kind
+        headers = r["ResponseParameters"]["Headers"]
+        assert headers["X-Content-Type-Options"] == "'nosniff'", kind
+        assert all(v.startswith("'") and v.endswith("'") for v in headers.values()), kind
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+    assert responses["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] == "'5'"
+    assert responses["WAF_FILTERED"]["StatusCode"] == "403"
+    # the defaults keep API Gateway's own status code
+    assert "StatusCode" not in responses["DEFAULT_4XX"]
+    assert "StatusCode" not in responses["DEFAULT_5XX"]
+    codes = {json.loads(r["ResponseTemplates"]["application/json"])["error"]["code"]
+             for r in responses.values()}  # fmt: skip
+    # the app's own codes where they mean the same thing
+    assert {"rate_limited", "forbidden", "payload_too_large", "internal_error"} <= codes
+
+
+def test_api_gateway_logging_role_is_per_account_in_the_bootstrap_stack(prod: Template) -> None:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: "…"})
+    boot = yaml.load((ROOT / "infra" / "bootstrap.yaml").read_text(), Loader=Loader)  # noqa: S506
+    role = boot["Resources"]["ApiGatewayCloudWatchRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert "Condition" not in trust  # API Gateway sends no aws:SourceAccount here
+    account = boot["Resources"]["ApiGatewayAccount"]
+    assert account["Type"] == "AWS::ApiGateway::Account"
+    # and no stage stack touches the account setting
+    assert not of_type(prod, "AWS::ApiGateway::Account")
+    assert "ApiGatewayCloudWatchRole" not in prod["Resources"]
+    assert "ManageApiGatewayAccount" not in prod["Parameters"]
 
 
 # --------------------------------------------------------------------------- mail + alarms
@@ -600,6 +844,25 @@ ALARMS = {
          {"Name": "Stage", "Value": "api"}],
     ),
     "OutboxFailedForGoodAlarm": ("OrderFulfilment", "OutboxFailedForGood", "Sum", 1, None),
+    "MerchantAddressSuppressedAlarm": (
+        "OrderFulfilment", "MerchantAddressSuppressed", "Sum", 1, None
+    ),
+    "FeedbackDeadLetterAlarm": (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 1,
+        [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FeedbackDeadLetterQueue", "QueueName"]}}],
+    ),
+    "FeedbackErrorsAlarm": (
+        "AWS/Lambda", "Errors", "Sum", 1,
+        [{"Name": "FunctionName", "Value": {"Ref": "HandleSesFeedback"}}],
+    ),
+    "FeedbackDeadLetterErrorsAlarm": (
+        "AWS/Lambda", "DeadLetterErrors", "Sum", 1,
+        [{"Name": "FunctionName", "Value": {"Ref": "HandleSesFeedback"}}],
+    ),
+    "FeedbackEventsDroppedAlarm": (
+        "AWS/Lambda", "AsyncEventsDropped", "Sum", 1,
+        [{"Name": "FunctionName", "Value": {"Ref": "HandleSesFeedback"}}],
+    ),
 }  # fmt: skip
 
 
@@ -644,62 +907,133 @@ def _lambda_roles(t: Template) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_lambda_roles_use_the_hand_written_policy(
+def test_each_function_has_its_own_role_with_its_own_policy(
     templates: dict[str, Template], stage: str
 ) -> None:
+    t = templates[stage]
     assert CONFIG["stages"][stage]["autogen_policy"] is False
-    for name, role in _lambda_roles(templates[stage]).items():
+    roles = {}
+    for name, fn in of_type(t, "AWS::Serverless::Function").items():
+        role_name = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = res(t, role_name, "AWS::IAM::Role")
         (policy,) = role["Properties"]["Policies"]
-        assert policy["PolicyDocument"] == policy_file(stage), name
+        assert policy["PolicyDocument"] == policy_file(stage, name), name
         assert "ManagedPolicyArns" not in role["Properties"]
+        roles[name] = role_name
+    assert len(set(roles.values())) == 3, roles
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_policy_is_least_privilege(stage: str) -> None:
-    doc = policy_file(stage)
+@pytest.mark.parametrize("function", sorted(FUNCTION_KEYS))
+def test_policy_is_least_privilege(stage: str, function: str) -> None:
+    """Shape only; tests/infra/test_iam_calls.py proves each grant is called by the code."""
+    doc = policy_file(stage, function)
     acct = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
     by_sid = {s["Sid"]: s for s in _statements(doc)}
-    for s in by_sid.values():
+    e = env(stage)
+    for sid, s in by_sid.items():
         assert s["Effect"] == "Allow"
         for action in as_list(s["Action"]):
             assert "*" not in action, action
+        if sid == "WriteTraces":  # X-Ray has no resource-level permissions
+            assert set(s["Action"]) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+            assert s["Resource"] == ["*"]
+            continue
         for r in as_list(s["Resource"]):
             assert isinstance(r, dict) and r != "*", r  # always a concrete Fn::Sub ARN
             assert r["Fn::Sub"].startswith(acct.split("%s")[0])
-    e = env(stage)
+        for action in as_list(s["Action"]):
+            assert action != "dynamodb:Scan"
+    fname = sub(props_of_function(stage, function)["FunctionName"], stage)
+    assert {r["Fn::Sub"] for r in by_sid["WriteOwnLogs"]["Resource"]} == {
+        acct % "logs" + f"log-group:/aws/lambda/{fname}:*"
+    }
+    tables = {
+        r["Fn::Sub"]
+        for s in by_sid.values()
+        if any(a.startswith("dynamodb:") for a in s["Action"])
+        for r in s["Resource"]
+    }
+    allowed_tables = {
+        acct % "dynamodb" + f"table/{e[k]}" for k in ("ORDERS_TABLE", "SUPPRESSION_TABLE",
+                                                       "RATE_LIMIT_TABLE")
+    } | {acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}/index/outbox"}  # fmt: skip
+    assert tables <= allowed_tables
+    if "SendOrderMailFromOurIdentity" in by_sid:
+        ses = by_sid["SendOrderMailFromOurIdentity"]
+        assert ses["Action"] == ["ses:SendEmail"]
+        assert {r["Fn::Sub"] for r in ses["Resource"]} == {
+            acct % "ses" + "identity/${SenderIdentity}",
+            acct % "ses" + f"configuration-set/{e['SES_CONFIGURATION_SET']}",
+        }
+        assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+    if "ReadOwnSecrets" in by_sid:
+        assert {r["Fn::Sub"] for r in by_sid["ReadOwnSecrets"]["Resource"]} == {
+            acct % "ssm" + "parameter" + e["TURNSTILE_SECRET_PARAM"],
+            acct % "ssm" + "parameter" + e["ORIGIN_VERIFY_PARAM"],
+        }
 
-    def arns(sid: str) -> set[str]:
-        return {r["Fn::Sub"] for r in as_list(by_sid[sid]["Resource"])}
 
-    assert arns("OwnTables") == {
-        acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}",
-        acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}/index/outbox",
-        acct % "dynamodb" + f"table/{e['SUPPRESSION_TABLE']}",
-        acct % "dynamodb" + f"table/{e['RATE_LIMIT_TABLE']}",
-    }
-    assert "dynamodb:Scan" not in by_sid["OwnTables"]["Action"]
-    ses = by_sid["SendOrderMailFromOurIdentity"]
-    assert ses["Action"] == ["ses:SendEmail"]
-    assert arns("SendOrderMailFromOurIdentity") == {
-        acct % "ses" + "identity/${SenderIdentity}",
-        acct % "ses" + f"configuration-set/{e['SES_CONFIGURATION_SET']}",
-    }
-    assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
-    assert by_sid["ReadOwnSecrets"]["Action"] == ["ssm:GetParameter"]
-    assert arns("ReadOwnSecrets") == {
-        acct % "ssm" + "parameter" + e["TURNSTILE_SECRET_PARAM"],
-        acct % "ssm" + "parameter" + e["ORIGIN_VERIFY_PARAM"],
-    }
-    assert arns("WriteOwnLogs") == {
-        acct % "logs" + f"log-group:/aws/lambda/juice-orders-{stage}-*:*"
-    }
-    assert set(by_sid["WriteOwnLogs"]["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
-    assert arns("FeedbackDeadLetters") == {acct % "sqs" + f"juice-orders-{stage}-feedback-dlq"}
+def test_only_the_right_functions_hold_the_dangerous_grants() -> None:
+    def actions_on(function: str, table_key: str) -> set[str]:
+        table = env("prod")[table_key]
+        return {
+            a
+            for s in _statements(policy_file("prod", function))
+            for r in as_list(s["Resource"])
+            if isinstance(r, dict) and r["Fn::Sub"].endswith(f"table/{table}")
+            for a in as_list(s["Action"])
+        }
+
+    # the API can read the suppression list but never change it
+    assert actions_on("APIHandler", "SUPPRESSION_TABLE") == {"dynamodb:GetItem"}
+    assert actions_on("SweepOutbox", "SUPPRESSION_TABLE") == {"dynamodb:GetItem"}
+    assert not actions_on("HandleSesFeedback", "RATE_LIMIT_TABLE")
+    assert not actions_on("SweepOutbox", "RATE_LIMIT_TABLE")
+    text = {f: json.dumps(policy_file("prod", f)) for f in FUNCTION_KEYS}
+    assert "ssm:GetParameter" not in text["HandleSesFeedback"] + text["SweepOutbox"]
+    assert "ses:SendEmail" not in text["HandleSesFeedback"]
+    assert "sqs:SendMessage" not in text["APIHandler"] + text["SweepOutbox"]
+    assert "dynamodb:BatchGetItem" not in "".join(text.values())
+
+
+def props_of_function(stage: str, function: str) -> dict[str, Any]:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!Sub", lambda loader, suffix, node: {"Fn::Sub": node.value})
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    t = yaml.load((ROOT / "infra" / "resources.yaml").read_text(), Loader=Loader)  # noqa: S506
+    return dict(t["Resources"][function]["Properties"])
+
+
+def test_timeouts_per_function(prod: Template) -> None:
+    fns = of_type(prod, "AWS::Serverless::Function")
+    timeout = {name: fn["Properties"]["Timeout"] for name, fn in fns.items()}
+    # API: under API Gateway's 29 s integration limit (Lambda's own timeout must fire first,
+    # so the code's deadline from get_remaining_time_in_millis() governs) and no longer
+    # than the storefront waits (website/js/api.js gives up after 20 s)
+    storefront = int(
+        re.search(r"timeoutMs = (\d+)", (ROOT / "website/js/api.js").read_text()).group(1)
+    )
+    assert timeout["APIHandler"] <= min(28, storefront // 1000)
+    # ...but longer than one request's own worst case before SES (Turnstile + DNS)
+    from chalicelib.settings import load
+
+    s = load()
+    assert timeout["APIHandler"] > s.turnstile_timeout * 2 + s.dns_timeout + 5
+    # the sweeper: a budget of its own, longer than one SES worst case (3 x (2 + 15) s plus
+    # backoff) and the outbox lease, shorter than its 5-minute schedule (no overlap)
+    assert s.outbox_lease_seconds < timeout["SweepOutbox"] < 300
+    assert timeout["SweepOutbox"] >= 120
+    assert 15 <= timeout["HandleSesFeedback"] <= 60
 
 
 def test_policy_references_only_template_parameters(prod: Template) -> None:
     """`${X}` / Ref in the policy file must resolve inside the merged template."""
-    text = json.dumps(policy_file("prod"))
+    text = all_policies_text("prod")
     names = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", text)) | set(
         re.findall(r'"Ref": "([A-Za-z0-9]+)"', text)
     )
@@ -708,9 +1042,7 @@ def test_policy_references_only_template_parameters(prod: Template) -> None:
 
 def test_no_wildcard_resources_except_where_aws_requires(prod: Template) -> None:
     """IAM-ish documents with Resource "*": only the KMS key policy (a key policy's "*" means
-    "this key"). The API Gateway CloudWatch role uses AWS's managed
-    AmazonAPIGatewayPushToCloudWatchLogs policy (account-wide by design; API Gateway picks
-    the log group names)."""
+    "this key") and the X-Ray write statement (X-Ray has no resource-level permissions)."""
     found: list[str] = []
 
     def walk(node: Any, path: str) -> None:
@@ -724,16 +1056,13 @@ def test_no_wildcard_resources_except_where_aws_requires(prod: Template) -> None
                 walk(v, f"{path}[{i}]")
 
     walk(prod["Resources"], "Resources")
-    assert all(p.startswith("Resources.NotificationsKey.Properties.KeyPolicy") for p in found), (
-        found
+    xray = re.compile(
+        r"Resources\.\w+Role\.Properties\.Policies\[0\]\.PolicyDocument\.Statement\[1\]$"
     )
-    managed = props(prod, "ApiGatewayCloudWatchRole")["ManagedPolicyArns"]
-    assert managed == [
-        {
-            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs"
-        }
-    ]
+    for path in found:
+        if xray.match(path):  # X-Ray writes: no resource-level permissions exist
+            continue
+        assert path.startswith("Resources.NotificationsKey.Properties.KeyPolicy"), path
     stmts = props(prod, "NotificationsKey")["KeyPolicy"]["Statement"]
     services = [s for s in stmts if "Service" in s["Principal"]]
     assert services and all("Condition" in s for s in services)
@@ -791,7 +1120,7 @@ def test_publish_site_plan(tmp_path: Path) -> None:
     (site / ".DS_Store").write_text("")
     plan = {o.key: o for o in deploy.site_plan("prod", "0xSITEKEY", site)}
     assert set(plan) == {"index.html", "js/app.js", "js/vendor.0123abcd89.js", "img/logo.svg",
-                         "config.json"}  # fmt: skip
+                         "config.json", "404.html"}  # fmt: skip
     assert plan["index.html"].content_type == "text/html; charset=utf-8"
     assert plan["index.html"].cache_control == "no-cache"
     assert plan["js/app.js"].content_type.startswith("text/javascript")
