@@ -135,11 +135,11 @@ def handle_ses_feedback(event: Any) -> dict[str, int]:
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_outbox")
 def sweep_outbox(event: Any) -> dict[str, int]:
     """Retry every email still pending/failed after the grace period, within the
-    function's own time (30 s kept for the sends in flight)."""
+    function's own time (60 s kept for the sends in flight)."""
     from chalicelib.services import run_sweeper
 
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
-    budget = max(1.0, remaining() / 1000 - 30) if callable(remaining) else None
+    budget = max(1.0, remaining() / 1000 - 60) if callable(remaining) else None
     return run_sweeper(budget)
 
 

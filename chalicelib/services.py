@@ -153,6 +153,11 @@ def services() -> Services:
     return _current[0]
 
 
+def reset() -> None:
+    """Forget the adapters (a fresh container: tests that change servers or stages)."""
+    _current.clear()
+
+
 # --- the non-HTTP handlers -------------------------------------------------------------------
 class FeedbackNotStored(Exception):
     """Some notification could not be stored (DynamoDB/IAM fault): raising makes Lambda retry

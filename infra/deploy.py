@@ -62,6 +62,11 @@ def turnstile_secret_param(stage: str) -> str:
     return f"/{APP}/{stage}/turnstile-secret"
 
 
+def link_secret_param(stage: str) -> str:
+    """The key of the signed links in emails (order actions, status pages)."""
+    return f"/{APP}/{stage}/link-secret"
+
+
 # --------------------------------------------------------------------------- params file
 def load_params(stage: str, path: Path | None = None) -> dict[str, Any]:
     """Read and check infra/params-<stage>.json; return {"Parameters": {...}, "Site": {...}}."""
@@ -474,6 +479,17 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
         print(f"wrote {turnstile}")
     else:
         print(f"kept {turnstile}")
+    link = link_secret_param(args.stage)
+    if not exists(link):  # rotating it expires every link already mailed
+        ssm.put_parameter(
+            Name=link,
+            Value=secrets.token_urlsafe(48),
+            Type="SecureString",
+            Description="Key of the signed links in order emails",
+        )
+        print(f"wrote {link}")
+    else:
+        print(f"kept {link}")
     return 0
 
 

@@ -147,7 +147,11 @@ def checks(stage: str, params_path: Path | None) -> list[tuple[str, Callable[[],
 
     def secrets() -> str:
         ssm = deploy._boto("ssm")
-        names = [deploy.origin_verify_param(stage), deploy.turnstile_secret_param(stage)]
+        names = [
+            deploy.origin_verify_param(stage),
+            deploy.turnstile_secret_param(stage),
+            deploy.link_secret_param(stage),
+        ]
         missing = []
         for name in names:
             try:

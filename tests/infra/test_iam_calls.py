@@ -19,6 +19,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,7 +129,7 @@ class Recorder:
 @pytest.fixture()
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     from chalicelib import aws as app_aws
-    from chalicelib import edge
+    from chalicelib import edge, services
 
     rec = Recorder()
     original = botocore.session.Session.create_client
@@ -140,6 +141,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
     app_aws.reset_clients()
     edge.clear_cache()
+    services.reset()  # each function starts in a fresh container (its own secrets, clients)
     monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
     yield rec
     app_aws.reset_clients()
@@ -164,6 +166,9 @@ def cloud_app(
         Name=f"/juice-orders/{STAGE}/turnstile-secret",
         Value=guard_env["TURNSTILE_SECRET"],
         Type="SecureString",
+    )
+    ssm.put_parameter(
+        Name=f"/juice-orders/{STAGE}/link-secret", Value="iam-test-link-key", Type="SecureString"
     )
     monkeypatch.delenv("TURNSTILE_SECRET", raising=False)
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:juice-orders-{STAGE}-ses-feedback"
@@ -242,6 +247,15 @@ def _api_requests(c: Any, aws: Any, mp: pytest.MonkeyPatch) -> None:
         body=json.dumps(order_body()),
     )
     assert limited.status_code == 429, limited.body
+    # the merchant's one-click link: the confirm page (GET), then the transition (POST),
+    # which emails the customer (suppression checked first)
+    from chalicelib import links
+
+    oid = json.loads(first.body)["order_id"]
+    token = links.action_token(oid, "confirm", "iam-test-link-key", int(time.time()), 14)
+    assert c.http.get(f"/o/{token}").status_code == 200
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert c.http.post(f"/o/{token}", headers=form, body="action=confirm").status_code == 200
 
 
 def run_feedback(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
@@ -284,12 +298,16 @@ def _ses_throttles(**kwargs: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def run_sweeper(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
+    from chalicelib import edge, services
+
     rec.faults["SendEmail"] = _ses_throttles  # both sends fail retryably: the outbox keeps them
     c = make()
     r = c.http.post("/orders", headers=_edge_headers(), body=json.dumps(order_body()))
     assert r.status_code == 201, r.body
     assert aws.sent_mail() == []
     del rec.faults["SendEmail"]
+    services.reset()  # the sweeper runs in its own container: its own secrets and clients
+    edge.clear_cache()
     with rec.running("sweeper"):
         event = c.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]

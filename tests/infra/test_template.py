@@ -281,6 +281,7 @@ def test_names_agree_between_config_template_and_policy(
     assert e["SES_FEEDBACK_TOPIC"] == package.feedback_topic_name(stage)
     assert e["ORIGIN_VERIFY_PARAM"] == deploy.origin_verify_param(stage)
     assert e["TURNSTILE_SECRET_PARAM"] == deploy.turnstile_secret_param(stage)
+    assert e["LINK_SECRET_PARAM"] == deploy.link_secret_param(stage)
     # the policies name exactly these resources
     text = all_policies_text(stage)
     for table in (e["ORDERS_TABLE"], e["SUPPRESSION_TABLE"], e["RATE_LIMIT_TABLE"]):
@@ -288,6 +289,7 @@ def test_names_agree_between_config_template_and_policy(
     assert f"configuration-set/{e['SES_CONFIGURATION_SET']}" in text
     assert f':parameter{e["ORIGIN_VERIFY_PARAM"]}"' in text
     assert f':parameter{e["TURNSTILE_SECRET_PARAM"]}"' in text
+    assert f':parameter{e["LINK_SECRET_PARAM"]}"' in text
     dlq = sub(props(t, "FeedbackDeadLetterQueue")["QueueName"], stage)
     assert f':{dlq}"' in text
     # and the packaged functions carry the config's variables
@@ -304,6 +306,7 @@ def test_template_env_from_parameters_via_globals(prod: Template) -> None:
         "MERCHANT_EMAIL": {"Ref": "MerchantEmail"},
         "SES_FEEDBACK_TOPIC_ARN": {"Ref": "SesFeedbackTopic"},
         "TURNSTILE_HOSTNAMES": {"Ref": "DomainName"},
+        "PUBLIC_BASE_URL": {"Fn::Sub": "https://${DomainName}"},  # links in emails
     }
     # nothing the functions set themselves is silently overridden by Globals
     assert not set(variables) & set(env("prod"))
@@ -967,11 +970,12 @@ def test_policy_is_least_privilege(stage: str, function: str) -> None:
             acct % "ses" + f"configuration-set/{e['SES_CONFIGURATION_SET']}",
         }
         assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
-    if "ReadOwnSecrets" in by_sid:
-        assert {r["Fn::Sub"] for r in by_sid["ReadOwnSecrets"]["Resource"]} == {
-            acct % "ssm" + "parameter" + e["TURNSTILE_SECRET_PARAM"],
-            acct % "ssm" + "parameter" + e["ORIGIN_VERIFY_PARAM"],
-        }
+    if "ReadOwnSecrets" in by_sid:  # the API: all three; the sweeper: the link key only
+        own = {r["Fn::Sub"] for r in by_sid["ReadOwnSecrets"]["Resource"]}
+        wanted = {"APIHandler": ("TURNSTILE_SECRET_PARAM", "ORIGIN_VERIFY_PARAM",
+                                 "LINK_SECRET_PARAM"),
+                  "SweepOutbox": ("LINK_SECRET_PARAM",)}[function]  # fmt: skip
+        assert own == {acct % "ssm" + "parameter" + e[k] for k in wanted}
 
 
 def test_only_the_right_functions_hold_the_dangerous_grants() -> None:
@@ -985,16 +989,21 @@ def test_only_the_right_functions_hold_the_dangerous_grants() -> None:
             for a in as_list(s["Action"])
         }
 
-    # the API can read the suppression list but never change it
-    assert actions_on("APIHandler", "SUPPRESSION_TABLE") == {"dynamodb:GetItem"}
+    # the API can read the suppression list (one batch read per order) but never change it
+    assert actions_on("APIHandler", "SUPPRESSION_TABLE") == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+    }
     assert actions_on("SweepOutbox", "SUPPRESSION_TABLE") == {"dynamodb:GetItem"}
     assert not actions_on("HandleSesFeedback", "RATE_LIMIT_TABLE")
     assert not actions_on("SweepOutbox", "RATE_LIMIT_TABLE")
     text = {f: json.dumps(policy_file("prod", f)) for f in FUNCTION_KEYS}
-    assert "ssm:GetParameter" not in text["HandleSesFeedback"] + text["SweepOutbox"]
+    assert "ssm:GetParameter" not in text["HandleSesFeedback"]
+    assert "turnstile-secret" not in text["SweepOutbox"] + text["HandleSesFeedback"]
     assert "ses:SendEmail" not in text["HandleSesFeedback"]
     assert "sqs:SendMessage" not in text["APIHandler"] + text["SweepOutbox"]
-    assert "dynamodb:BatchGetItem" not in "".join(text.values())
+    # one BatchGetItem per order is the API's only batch read
+    assert "dynamodb:BatchGetItem" not in text["HandleSesFeedback"] + text["SweepOutbox"]
 
 
 def props_of_function(stage: str, function: str) -> dict[str, Any]:
