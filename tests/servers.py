@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,26 +11,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import die_with_parent
+from devstack import inspect
+from devstack.servers import free_port
+from devstack.stack import die_with_parent, http_ok, wait_until
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LostResponseProxy", "MotoServer", "free_port", "wait_http"]
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except Exception as e:  # noqa: BLE001 - retry until the server answers
-            last = e
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer: {last}")
+    """Wait until `url` answers 2xx/3xx."""
+    wait_until(lambda: http_ok(url), url, timeout)
 
 
 class MotoServer:
@@ -65,27 +53,18 @@ class MotoServer:
 
     def client(self, service: str) -> Any:
         """A boto3 client for this server."""
-        import boto3
-
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return inspect.client(service, self.url)
 
     def reset(self) -> None:
         req = urllib.request.Request(self.url + "/moto-api/reset", method="POST", data=b"")
         urllib.request.urlopen(req, timeout=10).read()
 
     def data(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/moto-api/data.json", timeout=120) as r:
-            return json.loads(r.read())
+        return inspect.moto_data(self.url, timeout=120)
 
     def sent_mail(self) -> list[dict[str, Any]]:
         """Every email moto's SES recorded, oldest first."""
-        return list(self.data().get("ses", {}).get("Message", []))
+        return inspect.sent_mail(self.url, timeout=120)
 
 
 class LostResponseProxy:
