@@ -7,6 +7,7 @@ SIGKILL, so nothing is orphaned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,6 +43,12 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` to the process group of `proc` (started with start_new_session), if any."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 class StackDied(RuntimeError):
@@ -193,19 +200,13 @@ class Stack:
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
+                signal_group(proc, signal.SIGINT)
         deadline = time.monotonic() + 5
         for _, proc in self.procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                signal_group(proc, signal.SIGKILL)
                 proc.wait(5)
         self.procs.clear()
 
