@@ -121,8 +121,8 @@ def cli(doc: str, default_port: int) -> argparse.ArgumentParser:
 
 def serve_until_interrupted(server: LoopbackServer, banner: str) -> None:
     """Print `banner`, then keep the started `server` up until SIGINT (Ctrl-C), then stop it."""
-    print(banner, flush=True)
     try:
+        print(banner, flush=True)  # inside: a SIGINT right after the banner still stops it
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
