@@ -1,10 +1,13 @@
-"""Real local servers for tests: a moto server subprocess."""
+"""Real local servers for tests: a moto server subprocess, a proxy that loses an answer."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import inspect
-from devstack.servers import free_port
+from devstack.servers import LoopbackServer, free_port
 from devstack.stack import die_with_parent, http_ok, wait_until
 
 __all__ = ["LostResponseProxy", "MotoServer", "free_port", "wait_http"]
@@ -66,8 +69,12 @@ class MotoServer:
         """Every email moto's SES recorded, oldest first."""
         return inspect.sent_mail(self.url, timeout=120)
 
+    def orders(self, table: str = "orders", limit: int = 500) -> list[dict[str, Any]]:
+        """Every order item in `table`."""
+        return inspect.orders(self.url, table, limit)
 
-class LostResponseProxy:
+
+class LostResponseProxy(LoopbackServer):
     """An HTTP proxy in front of a real server (moto) that can lose one answer.
 
     Every request is forwarded as it is. The first request whose `X-Amz-Target` header ends
@@ -77,16 +84,22 @@ class LostResponseProxy:
     happen, and botocore retries it. `lost` counts the answers lost; `seen` every target.
     """
 
-    def __init__(self, upstream: str, operation: str, hold_seconds: float = 2.5) -> None:
-        import http.server
-        import threading
+    thread_name = "lost-response-proxy"
 
+    def __init__(self, upstream: str, operation: str, hold_seconds: float = 2.5) -> None:
+        super().__init__()
         self.upstream = upstream.rstrip("/")
         self.operation = operation
         self.hold_seconds = hold_seconds
         self.lost = 0
         self.seen: list[str] = []
         self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def _bind(self, port: int) -> list[socketserver.BaseServer]:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -129,16 +142,6 @@ class LostResponseProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> LostResponseProxy:
-        import threading
-
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        server = http.server.ThreadingHTTPServer((self.host, port), Handler)
+        server.daemon_threads = True
+        return [server]
