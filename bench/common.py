@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devstack import inspect
 from devstack.stack import die_with_parent, wait_until  # noqa: F401 - shared with benchmarks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,10 +167,7 @@ class Servers:
             dns_args = [PY, "-m", "devstack.dns_server", "--port", str(self.dns_port)]
             dns_args += ["--zone", str(zone), "--delay-ms", str(self.dns_delay_ms)]
             self.children.append(Child("dns", dns_args))
-            wait_until(
-                lambda: http_json(self.moto_url + "/moto-api/data.json", timeout=2) is not None,
-                "moto",
-            )
+            wait_until(lambda: inspect.moto_data(self.moto_url, timeout=2) is not None, "moto")
             wait_until(
                 lambda: http_json(self.sv_base + "/_requests", timeout=2) == [], "siteverify"
             )

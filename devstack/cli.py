@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from devstack.inspect import suppression_list
 
-        result = suppression_list()
+        table = os.environ.get("SUPPRESSION_TABLE", "suppression")
+        result = suppression_list(os.environ["AWS_ENDPOINT_URL"], table)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

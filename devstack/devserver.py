@@ -31,6 +31,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from devstack import inspect
 from devstack.siteverify import DUMMY_TOKEN, FAIL_SITEKEY, PASS_SITEKEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,10 +111,8 @@ def standin_script() -> bytes:
 
 def recorded_mail(moto_url: str) -> list[dict[str, Any]]:
     """moto's sent emails, newest first, in a simple shape."""
-    with urllib.request.urlopen(moto_url + "/moto-api/data.json", timeout=5) as r:
-        data = json.loads(r.read())
     out = []
-    for m in reversed(data.get("ses", {}).get("Message", [])):
+    for m in reversed(inspect.sent_mail(moto_url, timeout=5)):
         dest = m.get("destinations") or {}
         out.append(
             {
@@ -127,12 +126,15 @@ def recorded_mail(moto_url: str) -> list[dict[str, Any]]:
     return out
 
 
-def local_state() -> dict[str, Any]:
+def local_state(moto_url: str) -> dict[str, Any]:
     """Orders' email statuses and the suppression list, read from the local DynamoDB."""
-    from devstack.inspect import email_statuses, suppression_list
-
+    orders_table = os.environ.get("ORDERS_TABLE", "orders")
+    suppression_table = os.environ.get("SUPPRESSION_TABLE", "suppression")
     try:
-        return {"orders": email_statuses(), "suppression": suppression_list()}
+        return {
+            "orders": inspect.email_statuses(moto_url, orders_table),
+            "suppression": inspect.suppression_list(moto_url, suppression_table),
+        }
     except Exception as e:  # noqa: BLE001 - a viewer must render even if a table is missing
         return {"orders": [], "suppression": [], "error": type(e).__name__}
 
@@ -253,9 +255,9 @@ class DevServer:
                 headers={"Cache-Control": "no-cache"},
             )
         if path == "/_dev/mail.json":
-            return self.json({"mail": recorded_mail(self.moto_url), **local_state()})
+            return self.json({"mail": recorded_mail(self.moto_url), **local_state(self.moto_url)})
         if path == "/_dev/mail":
-            page = render_mail_page(recorded_mail(self.moto_url), local_state())
+            page = render_mail_page(recorded_mail(self.moto_url), local_state(self.moto_url))
             return Response(page, content_type="text/html; charset=utf-8")
         if path == "/favicon.ico":  # browsers ask for it on pages without an icon (JSON views)
             path = "/img/logo.svg"

@@ -21,7 +21,7 @@ cached lookup cost no DNS traffic.
 
 from __future__ import annotations
 
-import argparse
+import socketserver
 import threading
 import time
 from pathlib import Path
@@ -29,6 +29,8 @@ from typing import Any
 
 from dnslib import QTYPE, RCODE, RR, DNSError, DNSRecord
 from dnslib.server import DNSHandler, DNSServer
+
+from devstack.servers import LoopbackServer, bound_port, cli, serve_until_interrupted
 
 DEFAULT_ZONE = Path(__file__).resolve().parent / "zone.txt"
 SERVFAIL_NAMES = ("servfail.test",)
@@ -140,8 +142,10 @@ class ZoneResolver:
         return reply
 
 
-class DnsServer:
+class DnsServer(LoopbackServer):
     """The zone server on `host:port` (port 0 = a free port), UDP and TCP, in background threads."""
+
+    thread_name = "dns-server"
 
     def __init__(
         self,
@@ -153,13 +157,10 @@ class DnsServer:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
-        self.host = host
+        super().__init__(host, port)
         self.resolver = ZoneResolver(
             ZoneData(Path(zone_path).read_text(encoding="utf-8")), delay_ms, mode
         )
-        self._requested_port = port
-        self.port = 0
-        self._servers: list[DNSServer] = []
 
     # knobs -------------------------------------------------------------------------------
     @property
@@ -183,7 +184,7 @@ class DnsServer:
     @property
     def nameserver(self) -> str:
         """The "host:port" entry for DnsChecker / DNS_NAMESERVERS."""
-        return f"{self.host}:{self.port}"
+        return self.address
 
     # query log ---------------------------------------------------------------------------
     @property
@@ -203,73 +204,40 @@ class DnsServer:
         with self.resolver._lock:
             self.resolver.queries.clear()
 
-    # lifecycle ---------------------------------------------------------------------------
-    def start(self) -> DnsServer:
-        last: Exception | None = None
-        for _ in range(20):  # port 0: the UDP port may be taken for TCP; try another
-            udp = DNSServer(
+    # lifecycle (LoopbackServer) ----------------------------------------------------------
+    def _bind(self, port: int) -> list[socketserver.BaseServer]:
+        """UDP on `port` (0: a free one), then TCP on the same port."""
+
+        def server(port: int, tcp: bool) -> socketserver.BaseServer:
+            dns = DNSServer(
                 self.resolver,
                 address=self.host,
-                port=self._requested_port,
+                port=port,
+                tcp=tcp,
                 logger=_QuietLogger(),
                 handler=DNSHandler,
             )
-            port = udp.server.server_address[1]
-            try:
-                tcp = DNSServer(
-                    self.resolver,
-                    address=self.host,
-                    port=port,
-                    tcp=True,
-                    logger=_QuietLogger(),
-                    handler=DNSHandler,
-                )
-            except OSError as e:
-                udp.server.server_close()
-                last = e
-                if self._requested_port:
-                    raise
-                continue
-            self.port = port
-            self._servers = [udp, tcp]
-            for s in self._servers:
-                threading.Thread(
-                    target=s.server.serve_forever,
-                    kwargs={"poll_interval": 0.05},  # quick stop()
-                    name="dns-server",
-                    daemon=True,
-                ).start()
-            return self
-        raise RuntimeError(f"could not bind UDP+TCP on one port: {last}")
+            return dns.server
 
-    def stop(self) -> None:
-        for s in self._servers:
-            s.server.shutdown()
-            s.server.server_close()
-        self._servers = []
-
-    def __enter__(self) -> DnsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        udp = server(port, tcp=False)
+        try:
+            tcp = server(bound_port(udp), tcp=True)
+        except OSError:
+            udp.server_close()
+            raise
+        return [udp, tcp]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5353)
+    parser = cli(__doc__, default_port=5353)
     parser.add_argument("--zone", default=str(DEFAULT_ZONE))
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--mode", choices=MODES, default="normal")
     args = parser.parse_args(argv)
     server = DnsServer(args.zone, args.port, args.delay_ms, args.mode, args.host).start()
-    print(f"dns server on {server.nameserver} (udp+tcp) serving {args.zone}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(
+        server, f"dns server on {server.nameserver} (udp+tcp) serving {args.zone}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,14 +30,16 @@ Test/bench control (also callable in-process: `control()`, `requests()`, `reset(
 
 from __future__ import annotations
 
-import argparse
 import json
+import socketserver
 import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from devstack.servers import LoopbackServer, cli, serve_until_interrupted
 
 VERIFY_PATH = "/turnstile/v0/siteverify"
 PASS_SECRET = "1x0000000000000000000000000000000AA"
@@ -91,6 +93,17 @@ class _State:
                 else:
                     mode = "normal"
             return mode, c["delay_ms"], dict(c)
+
+    def logged(self) -> list[dict[str, Any]]:
+        """The siteverify requests received, oldest first (copies)."""
+        with self.lock:
+            return [dict(r) for r in self.requests]
+
+    def reset(self) -> None:
+        """Default control state and an empty request log."""
+        self.set_control({})
+        with self.lock:
+            self.requests.clear()
 
 
 def _verdict(fields: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         if self.path.split("?")[0] == "/_requests":
-            self._send(200, self.server.state_requests())
+            self._send(200, self.server.state.logged())
         else:
             self._send(404, {"error": "not found"})
 
@@ -162,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, {"error": str(e)})
             return
         if path == "/_reset":
-            self.server.reset()
+            self.server.state.reset()
             self._send(200, {"ok": True})
             return
         if path != VERIFY_PATH:
@@ -207,59 +220,31 @@ class _Server(ThreadingHTTPServer):
         self.state = state
         super().__init__(addr, _Handler)
 
-    def state_requests(self) -> list[dict[str, Any]]:
-        with self.state.lock:
-            return [dict(r) for r in self.state.requests]
 
-    def reset(self) -> None:
-        self.state.set_control({})
-        with self.state.lock:
-            self.state.requests.clear()
-
-
-class SiteverifyServer:
+class SiteverifyServer(LoopbackServer):
     """The fake siteverify service on host:port (port 0 = a free one) in a background thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self._port = port
-        self._state = _State()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+    thread_name = "siteverify"
 
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("not started")
-        return int(self._httpd.server_address[1])
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self._state = _State()
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.address}"
 
     @property
     def url(self) -> str:
         """The full verify URL (TURNSTILE_VERIFY_URL)."""
         return self.base_url + VERIFY_PATH
 
-    def start(self) -> SiteverifyServer:
+    def _bind(self, port: int) -> list[socketserver.BaseServer]:
         self._state.stopping.clear()
-        self._httpd = _Server((self.host, self._port), self._state)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},  # quick stop()
-            name="siteverify",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        return [_Server((self.host, port), self._state)]
 
-    def stop(self) -> None:
+    def _stopping(self) -> None:
         self._state.stopping.set()  # release hanging requests
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
 
     # the same API as the HTTP control endpoints -------------------------------------------
     def control(
@@ -281,33 +266,16 @@ class SiteverifyServer:
         )
 
     def requests(self) -> list[dict[str, Any]]:
-        with self._state.lock:
-            return [dict(r) for r in self._state.requests]
+        return self._state.logged()
 
     def reset(self) -> None:
-        self._state.set_control({})
-        with self._state.lock:
-            self._state.requests.clear()
-
-    def __enter__(self) -> SiteverifyServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._state.reset()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8788)
-    args = parser.parse_args(argv)
+    args = cli(__doc__, default_port=8788).parse_args(argv)
     server = SiteverifyServer(args.host, args.port).start()
-    print(f"siteverify on {server.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server, f"siteverify on {server.url}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ SIGKILL, so nothing is orphaned.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import socket
@@ -18,14 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devstack import inspect
+from devstack.servers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SITEKEY = "1x00000000000000000000AA"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port(env: dict[str, str], name: str, default: int | None) -> int:
@@ -48,6 +45,12 @@ def die_with_parent() -> None:
         pass
 
 
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` to the process group of `proc` (started with start_new_session), if any."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
 class StackDied(RuntimeError):
     """A child process exited while we waited for it."""
 
@@ -67,7 +70,8 @@ def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{what} did not come up in {timeout:.0f}s ({last})")
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """`url` answers 2xx/3xx (urlopen raises on anything else)."""
     with urllib.request.urlopen(url, timeout=2) as r:
         return 200 <= r.status < 500
 
@@ -141,7 +145,7 @@ class Stack:
                 [py, "-m", "devstack.siteverify", "--port", str(self.siteverify_port)],
             )
             self._spawn("dns", [py, "-m", "devstack.dns_server", "--port", str(self.dns_port)])
-            wait_until(lambda: _http_ok(self.moto_url + "/moto-api/data.json"), "moto server")
+            wait_until(lambda: http_ok(self.moto_url + "/moto-api/data.json"), "moto server")
             from devstack.bootstrap import bootstrap
 
             bootstrap(self.moto_url, self.env)
@@ -178,13 +182,13 @@ class Stack:
                 ],
             )
             wait_until(
-                lambda: self._alive() and _http_ok(self.chalice_url + "/catalog"),
+                lambda: self._alive() and http_ok(self.chalice_url + "/catalog"),
                 "chalice local",
                 60,
             )
-            wait_until(lambda: _http_ok(self.url + "/api/catalog"), "dev web server")
+            wait_until(lambda: http_ok(self.url + "/api/catalog"), "dev web server")
             wait_until(
-                lambda: _http_ok(self.siteverify_url.rsplit("/", 3)[0] + "/_requests"),
+                lambda: http_ok(self.siteverify_url.rsplit("/", 3)[0] + "/_requests"),
                 "siteverify server",
             )
             wait_until(lambda: _udp_port_bound(self.dns_port), "dns server")
@@ -196,19 +200,13 @@ class Stack:
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
+                signal_group(proc, signal.SIGINT)
         deadline = time.monotonic() + 5
         for _, proc in self.procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                signal_group(proc, signal.SIGKILL)
                 proc.wait(5)
         self.procs.clear()
 
@@ -228,22 +226,10 @@ class Stack:
         return [name for name, p in self.procs if p.poll() is not None]
 
     # --- inspection -------------------------------------------------------------------
-    def sent_mail(self) -> list[dict[str, Any]]:
-        """moto's recorded emails, oldest first."""
-        with urllib.request.urlopen(self.moto_url + "/moto-api/data.json", timeout=10) as r:
-            return list(json.loads(r.read()).get("ses", {}).get("Message", []))
+    def sent_mail(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """moto's recorded emails, oldest first (a big state wants a longer `timeout`)."""
+        return inspect.sent_mail(self.moto_url, timeout)
 
-    def orders(self) -> list[dict[str, Any]]:
-        """Every order item in the local orders table."""
-        import boto3
-
-        from chalicelib.store import OrderStore
-
-        ddb = boto3.client(
-            "dynamodb",
-            endpoint_url=self.moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        return OrderStore(ddb, self.env.get("ORDERS_TABLE", "orders")).scan_orders()
+    def orders(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Every order item in the local orders table (at most `limit`)."""
+        return inspect.orders(self.moto_url, self.env.get("ORDERS_TABLE", "orders"), limit)

@@ -215,37 +215,15 @@ def warm_up(base: str, tally: Tally) -> None:
     tally.accepted[key] = r.json()["order_id"]
 
 
-def scan_orders(stack: Any) -> list[dict[str, Any]]:
-    import boto3
-
-    from chalicelib.store import OrderStore
-
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    return OrderStore(ddb, stack.env.get("ORDERS_TABLE", "orders")).scan_orders(limit=10**8)
-
-
-def sent_mail(stack: Any) -> list[dict[str, Any]]:
-    """moto's recorded mail. Its /moto-api/data.json dumps every backend (the orders table
-    too), which takes a while after a big run: Stack.sent_mail()'s 10 s timeout is too short."""
-    import urllib.request
-
-    with urllib.request.urlopen(stack.moto_url + "/moto-api/data.json", timeout=600) as r:
-        return list(json.loads(r.read()).get("ses", {}).get("Message", []))
-
-
 def settle_mail(stack: Any, quiet_for: float = 2.0, limit: float = 600.0) -> list[dict[str, Any]]:
-    """moto's mail once two reads at least `quiet_for` seconds apart agree."""
+    """moto's mail once two reads at least `quiet_for` seconds apart agree. moto's data.json
+    dumps every backend (the orders table too), which takes a while after a big run: hence
+    the long read timeout."""
     deadline = time.monotonic() + limit
-    mail = sent_mail(stack)
+    mail: list[dict[str, Any]] = stack.sent_mail(timeout=600)
     while time.monotonic() < deadline:
         time.sleep(quiet_for)
-        again = sent_mail(stack)
+        again = stack.sent_mail(timeout=600)
         if len(again) == len(mail):
             return again
         mail = again
@@ -333,13 +311,13 @@ def verify(stack: Any, tally: Tally) -> tuple[list[str], dict[str, Any]]:
     """-> (problems, details). Mail is checked as the load left it and again after one
     sweeper run (emails whose send or record timed out under load are the sweeper's job)."""
     problems = list(tally.problems)
-    orders = scan_orders(stack)
+    orders = stack.orders(limit=10**8)
     problems += check_storage(orders, tally)
     at_end = check_mail(orders, settle_mail(stack))
     details: dict[str, Any] = {"stored_orders": len(orders), "mail_at_end_of_load": at_end}
     if at_end["missing"] or at_end["unrecorded"]:
         details["sweeper_passes"] = sweep_outbox(stack)
-        orders = scan_orders(stack)
+        orders = stack.orders(limit=10**8)
         after = check_mail(orders, settle_mail(stack))
         details["mail_after_sweeper"] = after
     else:
@@ -407,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for t in threads:
             t.start()
-        timeline = []
+        timeline: list[dict[str, int]] = []
         last = 0
         while any(t.is_alive() for t in threads):
             for t in threads:

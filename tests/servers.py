@@ -1,38 +1,29 @@
-"""Real local servers for tests: a moto server subprocess."""
+"""Real local servers for tests: a moto server subprocess, a proxy that loses an answer."""
 
 from __future__ import annotations
 
-import json
+import http.server
 import os
-import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import die_with_parent
+from devstack import inspect
+from devstack.servers import LoopbackServer, free_port
+from devstack.stack import die_with_parent, http_ok, wait_until
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LostResponseProxy", "MotoServer", "free_port", "wait_http"]
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except Exception as e:  # noqa: BLE001 - retry until the server answers
-            last = e
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer: {last}")
+    """Wait until `url` answers 2xx/3xx."""
+    wait_until(lambda: http_ok(url), url, timeout)
 
 
 class MotoServer:
@@ -65,30 +56,25 @@ class MotoServer:
 
     def client(self, service: str) -> Any:
         """A boto3 client for this server."""
-        import boto3
-
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return inspect.client(service, self.url)
 
     def reset(self) -> None:
         req = urllib.request.Request(self.url + "/moto-api/reset", method="POST", data=b"")
         urllib.request.urlopen(req, timeout=10).read()
 
     def data(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/moto-api/data.json", timeout=120) as r:
-            return json.loads(r.read())
+        return inspect.moto_data(self.url, timeout=120)
 
     def sent_mail(self) -> list[dict[str, Any]]:
         """Every email moto's SES recorded, oldest first."""
-        return list(self.data().get("ses", {}).get("Message", []))
+        return inspect.sent_mail(self.url, timeout=120)
+
+    def orders(self, table: str = "orders", limit: int = 500) -> list[dict[str, Any]]:
+        """Every order item in `table`."""
+        return inspect.orders(self.url, table, limit)
 
 
-class LostResponseProxy:
+class LostResponseProxy(LoopbackServer):
     """An HTTP proxy in front of a real server (moto) that can lose one answer.
 
     Every request is forwarded as it is. The first request whose `X-Amz-Target` header ends
@@ -98,16 +84,22 @@ class LostResponseProxy:
     happen, and botocore retries it. `lost` counts the answers lost; `seen` every target.
     """
 
-    def __init__(self, upstream: str, operation: str, hold_seconds: float = 2.5) -> None:
-        import http.server
-        import threading
+    thread_name = "lost-response-proxy"
 
+    def __init__(self, upstream: str, operation: str, hold_seconds: float = 2.5) -> None:
+        super().__init__()
         self.upstream = upstream.rstrip("/")
         self.operation = operation
         self.hold_seconds = hold_seconds
         self.lost = 0
         self.seen: list[str] = []
         self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def _bind(self, port: int) -> list[socketserver.BaseServer]:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -150,16 +142,6 @@ class LostResponseProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> LostResponseProxy:
-        import threading
-
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        server = http.server.ThreadingHTTPServer((self.host, port), Handler)
+        server.daemon_threads = True
+        return [server]
