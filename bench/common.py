@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import inspect
+from devstack.servers import free_port
 from devstack.stack import die_with_parent, wait_until  # noqa: F401 - shared with benchmarks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,21 +56,6 @@ def summary(values: list[float]) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------------------
 # processes and ports
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (the DNS server needs both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def http_json(url: str, body: Any = None, timeout: float = 30.0) -> Any:
