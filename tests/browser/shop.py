@@ -241,3 +241,17 @@ def dynamodb(stack: Any) -> Any:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+def slot_count(stack: Any, day: str) -> int | None:
+    """The stored counter of a delivery day (`slot#<day>`: orders holding a slot), or None."""
+    item = (
+        dynamodb(stack)
+        .get_item(
+            TableName=stack.env.get("ORDERS_TABLE", "orders"),
+            Key={"pk": {"S": f"slot#{day}"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return int(item["n"]["N"]) if item and "n" in item else None

@@ -21,7 +21,7 @@ from tests.browser.flows import (
     wait_confirmation,
     wait_turnstile,
 )
-from tests.browser.shop import dynamodb, human_day, screenshot
+from tests.browser.shop import dynamodb, human_day, screenshot, slot_count
 
 # Chromium logs every non-2xx fetch as a console error; the 422 here is expected.
 NETWORK_NOISE = (r"status of 422", r"Failed to load resource")
@@ -62,16 +62,7 @@ def orders_response(page: Any) -> Any:
 
 
 def table(stack: Any) -> str:
-    return stack.env.get("ORDERS_TABLE", "orders")
-
-
-def slot_count(stack: Any, day: str) -> int | None:
-    item = (
-        dynamodb(stack)
-        .get_item(TableName=table(stack), Key={"pk": {"S": f"slot#{day}"}}, ConsistentRead=True)
-        .get("Item")
-    )
-    return int(item["n"]["N"]) if item and "n" in item else None
+    return str(stack.env.get("ORDERS_TABLE", "orders"))
 
 
 def set_slot(stack: Any, day: str, n: int | None) -> None:
