@@ -108,14 +108,19 @@ def test_days_are_a_radio_group_with_the_earliest_available_day_chosen(shop, sta
     earliest = next(d["date"] for d in days if d["available"])
     assert checked_day(page) == earliest
     assert page.get_by_role("radio", name=human_day(earliest)).is_checked()
-    # a radio group: one Tab stop, arrows move the choice
+    audit(page, "checkout with delivery days")
+    screenshot(page, "checkout-delivery-days")
+    # a radio group: one Tab stop (the chosen day), arrows move the choice
+    page.locator("#f-zip").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.value") == earliest
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") != "delivery_day"
     page.locator(f"#day-{earliest}").focus()
     page.keyboard.press("ArrowDown")
     later = [d["date"] for d in days if d["available"]]
     if len(later) > 1:
         assert checked_day(page) == later[1]
-    audit(page, "checkout with delivery days")
-    screenshot(page, "checkout-delivery-days")
     shop.assert_clean()
 
 
