@@ -4,6 +4,8 @@ up while the shopper is on the page (422 delivery_day_unavailable, the days offe
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 from tests.browser.axe import audit
@@ -214,4 +216,50 @@ def test_a_day_that_fills_up_is_refused_and_the_next_days_are_offered(shop, stac
         assert slot_count(stack, chosen) == cap, "the refused order took no slot"
     finally:
         set_slot(stack, chosen, before)  # the stack is shared: give the day its room back
+    shop.assert_clean(allow=NETWORK_NOISE)
+
+
+def test_when_every_day_is_full_the_page_says_how_to_order_anyway(shop, stack):
+    with urllib.request.urlopen(stack.url + "/api/catalog", timeout=10) as r:
+        days = [d["date"] for d in json.loads(r.read())["delivery_days"]]
+    before = {day: slot_count(stack, day) for day in days}
+    cap = capacity()
+    try:
+        for day in days:
+            set_slot(stack, day, cap)
+        # the page loads the catalog after the days filled up: every day shown, full
+        page = open_shop(shop)
+        add(page, "beet-it", 3)
+        go_to_checkout(page)
+        page.locator(GROUP).wait_for(state="visible")
+        radios = page.locator(RADIOS)
+        assert radios.count() == len(days)
+        assert all(radios.nth(i).is_disabled() for i in range(len(days)))
+        assert checked_day(page) is None
+        note = page.inner_text("#day-error")
+        assert "fully booked" in note and "(212) 555-0100" in note
+        fill_checkout(page, shopper_email("allfull"))
+        wait_turnstile(page)
+        audit(page, "checkout, every delivery day full")
+        with orders_response(page) as answer:
+            submit(page)
+        assert answer.value.status == 422
+        err = answer.value.json()["error"]
+        assert (err["code"], err["reason"], err["next_available"]) == (
+            "delivery_day_unavailable",
+            "full",
+            [],
+        )
+        assert "delivery_day" not in shop.order_posts[-1].body, "no day to send: none has room"
+        alert = page.locator("#form-alert")
+        eventually(lambda: "Every delivery day" in alert.inner_text(), page=page)
+        assert "fully booked" in alert.inner_text()
+        assert "(212) 555-0100" in alert.inner_text()
+        # the days stay on show, all full, none chosen
+        assert page.locator(GROUP).is_visible() and radios.count() == len(days)
+        assert all(radios.nth(i).is_disabled() for i in range(len(days)))
+        screenshot(page, "checkout-every-day-full")
+    finally:
+        for day, n in before.items():
+            set_slot(stack, day, n)
     shop.assert_clean(allow=NETWORK_NOISE)

@@ -402,12 +402,15 @@ export class Checkout {
     const sent = this.state.attempt ? JSON.parse(this.state.attempt.fp).delivery_day : undefined;
     const next = (Array.isArray(err.next_available) ? err.next_available : []).filter(
       (d) => typeof d === "string" && ISO_DAY.test(d));
-    const days = next.map((date) => ({ date, available: true }));
-    if (err.reason === "full" && typeof sent === "string" && ISO_DAY.test(sent) && !next.includes(sent)) {
+    const catalog = this.getCatalog();
+    // no day has room: the days stay on show, all of them full
+    const days = next.length
+      ? next.map((date) => ({ date, available: true }))
+      : (catalog?.deliveryDays || []).map((d) => ({ date: d.date, available: false }));
+    if (err.reason === "full" && typeof sent === "string" && ISO_DAY.test(sent) && !days.some((d) => d.date === sent)) {
       days.push({ date: sent, available: false });
     }
     days.sort((a, b) => (a.date < b.date ? -1 : 1));
-    const catalog = this.getCatalog();
     if (catalog) catalog.deliveryDays = days; // until the page loads the catalog again
     this.state.form.day = "";
     for (const input of this.form.querySelectorAll("input[name=delivery_day]")) input.checked = false;
@@ -418,7 +421,7 @@ export class Checkout {
     const why = String(fields.delivery_day || "That delivery day can't be chosen.");
     const msg = next.length
       ? `${why} We've chosen the next day with room, ${humanDay(next[0])}. Check it, then place your order again.`
-      : `${why} No delivery day has room left. ${this._orderAnyway()}`;
+      : `Every delivery day we can offer is fully booked, so we can't take your order online. ${this._orderAnyway()}`;
     this._showError("day-error", msg);
     this._alert(msg, !next.length);
     if (next.length) this.form.querySelector("input[name=delivery_day]:checked")?.focus();
