@@ -89,7 +89,7 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
     now_dt = clock.now()
     now = int(now_dt.timestamp())
     check_hours(svc, now_dt)
-    wanted_day = check_delivery_day(body, now_dt)
+    wanted_day = check_delivery_day(body, now_dt, svc)
     ip = guard.client_ip(incoming.headers, incoming.source_ip, incoming.trusted_edge)
     digest = request_hash(submission_fields(body))
     try:
@@ -239,9 +239,10 @@ def read_known(
     )
 
 
-def check_delivery_day(body: Any, now: datetime) -> str | None:
+def check_delivery_day(body: Any, now: datetime, svc: Services) -> str | None:
     """The requested `delivery_day` if the shop's rules allow it (capacity aside); None when
-    the body names none (the earliest day with room is chosen). 422 otherwise."""
+    the body names none (the earliest day with room is chosen). 422 otherwise, offering the
+    days that still have room (one read, on this refusal only)."""
     value = body.get("delivery_day") if isinstance(body, dict) else None
     if value is None or value == "":
         return None
@@ -249,7 +250,12 @@ def check_delivery_day(body: Any, now: datetime) -> str | None:
     try:
         check_day(value, now, rules)
     except DeliveryDayUnavailable as e:
-        offer = [d.isoformat() for d in choosable_days(now, rules)]
+        try:
+            days = choosable_days(now, rules)
+            taken = slots.read_taken(svc.dynamodb, svc.settings.orders_table, days)
+        except StoreUnavailable:
+            taken = {}
+        offer = [d.isoformat() for d in next_available(now, rules, taken)]
         raise reject(errors.delivery_day_unavailable(e.reason, e.message, offer)) from None
     return str(value)
 

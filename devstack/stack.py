@@ -111,6 +111,8 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **base,
             "AWS_ENDPOINT_URL": self.moto_url,
+            # links in emails point at this stack's own web server
+            "PUBLIC_BASE_URL": base.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{self.web_port}",
             "TURNSTILE_VERIFY_URL": self.siteverify_url,
             "DNS_NAMESERVERS": f"127.0.0.1:{self.dns_port}",
         }

@@ -137,3 +137,13 @@ def days_via_store() -> str:
     from chalicelib.slots import offer
 
     return str(offer(services(), datetime.now(UTC))[0]["date"])
+
+
+def test_a_refused_day_offers_only_days_with_room(client: Any, ddb: Any, profile: Any) -> None:
+    profile(capacity_per_day=1)
+    first = days(client)[0]["date"]
+    assert post_order(client, order_body(delivery_day=first)).status_code == 201  # now full
+    err = error_of(post_order(client, order_body(delivery_day="2020-01-07")))
+    assert err["reason"] == "out_of_range"
+    assert first not in err["next_available"]
+    assert err["next_available"] == [d["date"] for d in days(client) if d["available"]]

@@ -206,3 +206,52 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
     page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-picture
     page.screenshot(path=str(path), full_page=full_page, caret="initial")
     return path
+
+
+# --- delivery days and order links (issue 14) ----------------------------------------------
+
+
+def human_day(iso: str) -> str:
+    """ "2026-12-03" -> "Thursday 3 December", as the page and the emails write a day."""
+    from datetime import date
+
+    d = date.fromisoformat(iso)
+    return f"{d:%A} {d.day} {d:%B}"
+
+
+def on_stack(url: str, stack: Any) -> str:
+    """An emailed link, on this stack. The links carry PUBLIC_BASE_URL, which the test stack
+    (free ports) leaves at its default http://127.0.0.1:8000 (`make run`'s address): keep the
+    path and the token, swap the origin for the stack's."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.path.startswith(("/api/o/", "/api/s/")), url
+    return stack.url + parts.path
+
+
+def dynamodb(stack: Any) -> Any:
+    """A boto3 DynamoDB client on the stack's moto server."""
+    import boto3
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=stack.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def slot_count(stack: Any, day: str) -> int | None:
+    """The stored counter of a delivery day (`slot#<day>`: orders holding a slot), or None."""
+    item = (
+        dynamodb(stack)
+        .get_item(
+            TableName=stack.env.get("ORDERS_TABLE", "orders"),
+            Key={"pk": {"S": f"slot#{day}"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return int(item["n"]["N"]) if item and "n" in item else None

@@ -29,6 +29,7 @@ export async function loadConfig() {
   return config;
 }
 
+export const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
 const IMAGE_RE = /^[\w\-/]+\.(svg|png|jpe?g|webp)$/;
 
 /** GET /catalog, keeping only well-formed products. Throws on failure. */
@@ -66,6 +67,10 @@ export async function getCatalog() {
     maxQty: Number.isInteger(data.max_line_qty) && data.max_line_qty > 0 ? data.max_line_qty : 50,
     products: clean,
     bySku: new Map(clean.map((p) => [p.sku, p])),
+    // the choosable delivery days, earliest first: [{date: "YYYY-MM-DD", available}]
+    deliveryDays: (Array.isArray(data.delivery_days) ? data.delivery_days : [])
+      .filter((d) => d && typeof d.date === "string" && ISO_DAY.test(d.date))
+      .map((d) => ({ date: d.date, available: d.available !== false })),
   };
 }
 

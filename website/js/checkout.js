@@ -10,7 +10,7 @@
 
 import { $, h, humanWait, money, readJSON, safeStorage, sleep } from "./dom.js";
 import { minimumMessage } from "./cart.js";
-import { NetworkError, newIdempotencyKey, postOrder } from "./api.js";
+import { ISO_DAY, NetworkError, newIdempotencyKey, postOrder } from "./api.js";
 import { BotCheck } from "./turnstile.js";
 import { deliveryFee, feeText, opensText, telHref } from "./shop.js";
 
@@ -48,6 +48,15 @@ export const US_STATES = [
   ["SD", "South Dakota"], ["TN", "Tennessee"], ["TX", "Texas"], ["UT", "Utah"], ["VT", "Vermont"],
   ["VA", "Virginia"], ["WA", "Washington"], ["WV", "West Virginia"], ["WI", "Wisconsin"], ["WY", "Wyoming"],
 ];
+
+/** "2026-12-03" -> "Thursday 3 December" (the shop's calendar day, whatever the browser's zone). */
+export function humanDay(iso) {
+  const [y, m, d] = String(iso).split("-").map(Number);
+  const date = new Date(Date.UTC(y, m - 1, d));
+  if (!ISO_DAY.test(iso) || date.getUTCDate() !== d) return String(iso);
+  const part = (o) => date.toLocaleDateString("en-US", { timeZone: "UTC", ...o });
+  return `${part({ weekday: "long" })} ${d} ${part({ month: "long" })}`;
+}
 
 /** Lenient client-side checks (the server has the final word). Returns {path: message}. */
 export function validate(f) {
@@ -105,6 +114,7 @@ export class Checkout {
     const onEdit = (e) => {
       if (e.target === this.honeypot) return;
       if (e.target.getAttribute("aria-invalid") === "true") this._clearField(e.target);
+      if (e.target.name === "delivery_day") this._showError("day-error", "");
       this.state.form = this.readForm();
       this._saveState();
     };
@@ -144,11 +154,43 @@ export class Checkout {
       ? `We're closed right now, so orders can't be placed. We open again ${opensText(catalog.opensAt, shop)}${shop ? ` (${shop.hours})` : ""}. Your cart and details stay here.`
       : "";
     if (!this.busy) this.submitButton.disabled = this.closed;
+    if (catalog && !this.busy) this.renderDays(catalog.deliveryDays);
+  }
+
+  /** The chosen delivery day ("" if none). */
+  chosenDay() {
+    return this.form.querySelector("input[name=delivery_day]:checked")?.value || "";
+  }
+
+  /**
+   * The delivery days as a radio group: full days shown, disabled, with "full"; the shopper's
+   * day stays chosen while it has room, else the earliest day with room. Unchanged days leave
+   * the group (and the shopper's focus) alone.
+   */
+  renderDays(days) {
+    const key = JSON.stringify(days);
+    if (key === this.daysKey) return;
+    this.daysKey = key;
+    const want = this.chosenDay() || this.state.form.day;
+    const free = days.filter((d) => d.available);
+    const pick = (free.find((d) => d.date === want) || free[0])?.date;
+    $("#day-group").hidden = !days.length;
+    $("#day-options").replaceChildren(
+      ...days.map((d) => {
+        const id = `day-${d.date}`;
+        return h("div", { class: d.available ? "day" : "day full" },
+          h("input", { type: "radio", name: "delivery_day", id, value: d.date, disabled: !d.available, checked: d.date === pick }),
+          h("label", { for: id }, humanDay(d.date),
+            d.available ? null : h("span", { class: "day-tag" }, h("span", { class: "visually-hidden" }, ", "), "full")));
+      }),
+    );
+    this._showError("day-error", days.length && !free.length ? `Every delivery day we can offer is fully booked. ${this._orderAnyway()}` : "");
   }
 
   readForm() {
     const f = {};
     for (const name of FORM_NAMES) f[name] = (this.form.elements[name].value || "").trim();
+    f.day = this.chosenDay();
     return f;
   }
 
@@ -214,6 +256,7 @@ export class Checkout {
       items: lines.map((l) => ({ sku: l.sku, qty: l.qty })),
       website: this.honeypot.value,
     };
+    if (f.day) body.delivery_day = f.day; // none offered: the server picks the earliest day with room
     const fp = JSON.stringify(body);
     let attempt = this.state.attempt;
     if (!attempt || attempt.fp !== fp) attempt = { key: newIdempotencyKey(), fp, token: null };
@@ -334,6 +377,9 @@ export class Checkout {
             "Your details are still here, and trying again won't place your order twice.",
         );
         break;
+      case "delivery_day_unavailable":
+        this._dayRefused(err, fields);
+        break;
       case "idempotency_key_reused":
         this.state.attempt = null; // next submit starts a new attempt
         this._saveState();
@@ -346,6 +392,39 @@ export class Checkout {
             : err.message || "We couldn't place your order. Please check the form and try again.",
         );
     }
+  }
+
+  /**
+   * 422 delivery_day_unavailable: the group now offers the server's `next_available` days (the
+   * refused day stays in it, disabled, if it is full), the first is chosen, the shopper resubmits.
+   */
+  _dayRefused(err, fields) {
+    const sent = this.state.attempt ? JSON.parse(this.state.attempt.fp).delivery_day : undefined;
+    const next = (Array.isArray(err.next_available) ? err.next_available : []).filter(
+      (d) => typeof d === "string" && ISO_DAY.test(d));
+    const catalog = this.getCatalog();
+    // no day has room: the days stay on show, all of them full
+    const days = next.length
+      ? next.map((date) => ({ date, available: true }))
+      : (catalog?.deliveryDays || []).map((d) => ({ date: d.date, available: false }));
+    if (err.reason === "full" && typeof sent === "string" && ISO_DAY.test(sent) && !days.some((d) => d.date === sent)) {
+      days.push({ date: sent, available: false });
+    }
+    days.sort((a, b) => (a.date < b.date ? -1 : 1));
+    if (catalog) catalog.deliveryDays = days; // until the page loads the catalog again
+    this.state.form.day = "";
+    for (const input of this.form.querySelectorAll("input[name=delivery_day]")) input.checked = false;
+    this.daysKey = null;
+    this.renderDays(days);
+    this.state.form = this.readForm();
+    this._saveState();
+    const why = String(fields.delivery_day || "That delivery day can't be chosen.");
+    const msg = next.length
+      ? `${why} We've chosen the next day with room, ${humanDay(next[0])}. Check it, then place your order again.`
+      : `Every delivery day we can offer is fully booked, so we can't take your order online. ${this._orderAnyway()}`;
+    this._showError("day-error", msg);
+    this._alert(msg, !next.length);
+    if (next.length) this.form.querySelector("input[name=delivery_day]:checked")?.focus();
   }
 
   /** Show {path: message} next to the fields, announce them, focus the first one. */
@@ -416,6 +495,7 @@ export class Checkout {
     this.alertBox.textContent = "";
     for (const [, id] of FIELDS) this._clearField(document.getElementById(id));
     this._showError("turnstile-error", "");
+    this._showError("day-error", "");
   }
 
   /** "You can also order by phone at … or by email at …" from the shop profile. */
@@ -451,7 +531,7 @@ export class Checkout {
     const state = { form: {}, attempt: null };
     if (!value || value.v !== 1) return state;
     if (value.form && typeof value.form === "object") {
-      for (const n of FORM_NAMES) if (typeof value.form[n] === "string") state.form[n] = value.form[n];
+      for (const n of [...FORM_NAMES, "day"]) if (typeof value.form[n] === "string") state.form[n] = value.form[n];
     }
     const a = value.attempt;
     if (a && typeof a.key === "string" && /^[\w-]{8,64}$/.test(a.key) && typeof a.fp === "string") {
@@ -508,6 +588,9 @@ export function renderConfirmation() {
   const a = saved.shipping && typeof saved.shipping === "object" ? saved.shipping : {};
   const lines = [saved.name, a.line1, a.line2, a.city && `${a.city}, ${a.state} ${a.zip}`].filter((x) => typeof x === "string" && x);
   $("#confirm-address").replaceChildren(...lines.flatMap((l, i) => (i ? [h("br"), l] : [l])));
+  const day = typeof order.delivery_day === "string" && ISO_DAY.test(order.delivery_day) ? order.delivery_day : "";
+  $("#confirm-day").textContent = day ? humanDay(day) : "";
+  $("#confirm-day-note").hidden = !day;
   $("#confirm-phone").textContent = typeof saved.phone === "string" ? saved.phone : "";
   const shop = saved.shop && typeof saved.shop === "object" ? saved.shop : null;
   $("#confirm-payment").textContent = shop?.payment ? `${shop.payment}, when your juice arrives. Nothing was charged online.` : "You pay when your juice arrives.";
