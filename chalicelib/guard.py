@@ -65,7 +65,18 @@ def honeypot_response(req: OrderRequest) -> dict[str, Any]:
         "delivery_fee_cents": req.delivery_fee_cents,
         "total_cents": req.total_cents,
         "currency": req.currency,
+        "delivery_day": _plausible_day(),
     }
+
+
+def _plausible_day() -> str | None:
+    """The earliest day the rules allow (a real 201 names one); no read, nothing reserved."""
+    from chalicelib import clock
+    from chalicelib.delivery import choosable_days
+    from chalicelib.shop import load_shop
+
+    days = choosable_days(clock.now(), load_shop().delivery_rules())
+    return days[0].isoformat() if days else None
 
 
 def bot_verdict(error: BaseException | None, email: str) -> None:

@@ -98,11 +98,17 @@ class Services:
         s = self.settings
         return Mailer(aws.client("sesv2", s, "ses"), s.sender_email, s.ses_configuration_set)
 
-    @cached_property
+    @property
     def link_secret(self) -> bytes:
-        """The key of the links in emails (LINK_SECRET locally, SSM in cloud stages)."""
+        """The key of the links in emails (LINK_SECRET locally, SSM in cloud stages; cached
+        per container by chalicelib.edge). b"" when it can't be read: emails still go out,
+        without links, and the error is logged (never a lost alert for a missing key)."""
         s = self.settings
-        return secret(s, s.link_secret, s.link_secret_param).encode()
+        try:
+            return secret(s, s.link_secret, s.link_secret_param).encode()
+        except Exception as e:  # noqa: BLE001 - SSM down or the parameter missing
+            log("link_secret_unreadable", "error", error=type(e).__name__)
+            return b""
 
     @cached_property
     def fulfilment(self) -> Fulfilment:

@@ -28,6 +28,7 @@ def prod_client(aws: Any, guard_env: Any, monkeypatch: pytest.MonkeyPatch) -> It
 
     ssm = boto3.client("ssm", endpoint_url=aws.url, region_name="us-east-1")
     ssm.put_parameter(Name="/juice-orders/prod/origin-verify", Value=SECRET, Type="SecureString")
+    ssm.put_parameter(Name="/juice-orders/prod/link-secret", Value="k" * 40, Type="SecureString")
     ssm.put_parameter(
         Name="/juice-orders/prod/turnstile-secret",
         Value=guard_env["TURNSTILE_SECRET"],

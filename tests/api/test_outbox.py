@@ -30,8 +30,12 @@ MERCHANT = "merchant@juice.example.com"
 
 
 @pytest.fixture()
-def outbox_env(aws: Any, guard_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Sweeper settings that make failed emails due at once; limits out of the way."""
+def outbox_env(aws: Any, guard_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """Sweeper settings that make failed emails due at once; limits and delivery-day
+    capacity out of the way (the fault run places 200 orders)."""
+    profile = tmp_path / "roomy-shop.json"
+    profile.write_text(json.dumps({"delivery": {"capacity_per_day": 100000}}))
+    monkeypatch.setenv("SHOP_PROFILE", str(profile))
     monkeypatch.setenv("OUTBOX_GRACE_SECONDS", "0")
     monkeypatch.setenv("OUTBOX_BACKOFF_BASE_SECONDS", "0")
     monkeypatch.setenv("OUTBOX_LEASE_SECONDS", "30")
