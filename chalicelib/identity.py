@@ -25,6 +25,10 @@ import unicodedata
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 GMAIL = "gmail.com"
+# Domains where a +label names a mailbox of its own: SES's mailbox simulator, whose
+# `bounce+<label>@` addresses are distinct test recipients (`make smoke` uses a fresh label
+# per run, so a second run is not refused by the first run's bounce).
+LABELLED_MAILBOX_DOMAINS = frozenset({"simulator.amazonses.com"})
 
 
 class NotAnAddress(ValueError):
@@ -60,7 +64,7 @@ def canonical_email(address: str) -> str:
     ascii_domain = canonical_domain(domain)
     local = unicodedata.normalize("NFC", local).lower()
     base = local.split("+", 1)[0]
-    if base:
+    if base and ascii_domain not in LABELLED_MAILBOX_DOMAINS:
         local = base
     if ascii_domain in GMAIL_DOMAINS:
         local = local.replace(".", "") or local

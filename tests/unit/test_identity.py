@@ -140,3 +140,13 @@ def test_lookup_keys_cover_rows_written_before_canonical_keys(
     from chalicelib.identity import lookup_keys
 
     assert lookup_keys(address) == keys
+
+
+def test_the_ses_mailbox_simulator_keeps_its_labels() -> None:
+    """Each `bounce+label@simulator.amazonses.com` is its own test mailbox (make smoke)."""
+    from chalicelib.identity import canonical_email
+
+    a = canonical_email("bounce+smoke-1@simulator.amazonses.com")
+    b = canonical_email("bounce+smoke-2@simulator.amazonses.com")
+    assert a != b and a == "bounce+smoke-1@simulator.amazonses.com"
+    assert canonical_email("jane+x@example.com") == "jane@example.com"
