@@ -75,14 +75,20 @@ class ShopProfile:
         return self.delivery_fee_cents
 
     def delivery_rules(self) -> DeliveryRules:
-        """The delivery-day rules (chalicelib/delivery.py) of this profile."""
-        from chalicelib.delivery import DeliveryRules
-
-        return DeliveryRules.parse(asdict(self.delivery), self.timezone)
+        """The delivery-day rules (chalicelib/delivery.py) of this profile, parsed once (an
+        order asks for them several times)."""
+        return _rules(self.delivery, self.timezone)
 
     def as_response(self) -> dict[str, Any]:
         """The JSON shape of shop.json (tuples as lists)."""
         return json.loads(json.dumps(asdict(self)))
+
+
+@lru_cache(maxsize=8)
+def _rules(days: DeliveryDays, timezone: str) -> DeliveryRules:
+    from chalicelib.delivery import DeliveryRules
+
+    return DeliveryRules.parse(asdict(days), timezone)
 
 
 def _merge(base: Any, over: Any) -> Any:
