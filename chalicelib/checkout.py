@@ -409,9 +409,19 @@ def order_builder(
         }
         if key:
             order["idempotency_key"] = key
+        # the back office's GSIs (by_day, by_email; issue 15)
+        order["day"] = str(order.get("delivery_day") or local_day(now))
+        order["email_key"] = identity(req.email)
         return order
 
     return build
+
+
+def local_day(epoch: int) -> str:
+    """The date (YYYY-MM-DD) of `epoch` in the shop's timezone."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(epoch, ZoneInfo(load_shop().timezone)).date().isoformat()
 
 
 def response_body(order: dict[str, Any]) -> dict[str, Any]:

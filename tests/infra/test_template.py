@@ -674,6 +674,10 @@ def test_policy_is_least_privilege(stage: str) -> None:
     assert arns("OwnTables") == {
         acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}",
         acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}/index/outbox",
+        *(
+            acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}/index/{i}"
+            for i in ("by_day", "by_status", "by_email")
+        ),  # the back office (issue 15)
         acct % "dynamodb" + f"table/{e['SUPPRESSION_TABLE']}",
         acct % "dynamodb" + f"table/{e['RATE_LIMIT_TABLE']}",
     }
@@ -689,6 +693,7 @@ def test_policy_is_least_privilege(stage: str) -> None:
     assert arns("ReadOwnSecrets") == {
         acct % "ssm" + "parameter" + e["TURNSTILE_SECRET_PARAM"],
         acct % "ssm" + "parameter" + e["ORIGIN_VERIFY_PARAM"],
+        acct % "ssm" + "parameter" + e["ADMIN_SECRET_PARAM"],
     }
     assert arns("WriteOwnLogs") == {
         acct % "logs" + f"log-group:/aws/lambda/juice-orders-{stage}-*:*"
