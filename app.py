@@ -272,7 +272,7 @@ def admin_link_page(token: str) -> Response:
 
 @app.route("/admin/login/{token}", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_link_use(token: str) -> Response:
-    """The button: use the token once, set the session cookie, go to the back office."""
+    """The button: use the token once, set the session cookie, on to the back office."""
     from chalicelib.services import services
 
     try:
@@ -285,11 +285,14 @@ def admin_link_use(token: str) -> Response:
     except Exception as e:  # noqa: BLE001 - e.g. DynamoDB down: a page, no stack trace
         log("unhandled_error", "error", where="admin_link_use", error=type(e).__name__)
         return _signin_page(False)
-    return Response(
-        body="",
-        status_code=303,
-        headers={"Location": "/admin.html", "Set-Cookie": cookie, "Cache-Control": "no-store"},
-    )
+    # a page, not a redirect: the local dev server's proxy follows redirects itself (and
+    # would drop the cookie); the page goes on to /admin.html by itself (meta refresh)
+    from chalicelib.adminauth import signed_in_page
+    from chalicelib.fulfilment import HTML_HEADERS
+    from chalicelib.settings import load
+
+    status, html = signed_in_page(load().shop_name)
+    return Response(body=html, status_code=status, headers={**HTML_HEADERS, "Set-Cookie": cookie})
 
 
 @app.route("/admin/session", methods=["GET"], cors=False)

@@ -7,7 +7,8 @@
                                         (mail scanners open links)
     POST /api/admin/login/{token}       uses the token (a conditional put of
                                         `used#<fingerprint>` in the orders table, TTL
-                                        `expires_at`), sets `admin_session`, 303 to /admin.html
+                                        `expires_at`), sets `admin_session`; its page goes
+                                        on to /admin.html
 
 Tokens and sessions are chalicelib.tokens tokens (HMAC, purpose-bound) signed with
 ADMIN_SECRET (SSM `ADMIN_SECRET_PARAM` in cloud stages). A session is stateless: it ends when it
@@ -236,7 +237,16 @@ def signin_page(token_ok: bool, shop_name: str) -> tuple[int, str]:
 
     tpl = _environment().get_template("admin_signin.html")
     status = 200 if token_ok else 401
-    return status, tpl.render(shop_name=shop_name, ok=token_ok, title="Sign in to the back office")
+    title = "Sign in to the back office"
+    return status, tpl.render(shop_name=shop_name, ok=token_ok, done=False, title=title)
+
+
+def signed_in_page(shop_name: str) -> tuple[int, str]:
+    """After the button: the cookie is set; the page moves on to the back office."""
+    from chalicelib.pages import _environment
+
+    tpl = _environment().get_template("admin_signin.html")
+    return 200, tpl.render(shop_name=shop_name, ok=True, done=True, title="You are signed in")
 
 
 def link_email(shop_name: str, to: str, url: str, minutes: int) -> Any:
