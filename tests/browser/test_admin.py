@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlparse
 
+from tests.browser.axe import audit
 from tests.browser.flows import eventually, mail_mentioning
 from tests.helpers import order_body
 
@@ -43,6 +44,7 @@ def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> Non
     oid = place_order(stack, "office.buyer@deliverable.test")
     page = shop.goto("/admin.html")
     page.locator("#signin").wait_for(state="visible")
+    audit(page, "admin: sign in")
     before = len(mail_mentioning(stack, "/api/admin/login/"))
     page.fill("#signin-email", MERCHANT)
     page.click("#signin-form button")
@@ -78,6 +80,7 @@ def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> Non
     eventually(lambda: "Confirmed" in page.inner_text("#detail-title"), page=page, what="confirm")
     history = page.inner_text("#d-history")
     assert "Confirmed (admin)" in history
+    audit(page, "admin: order detail")
     assert "status_confirmed" in page.inner_text("#d-emails")
 
     page.click("[data-tab='export']")
