@@ -208,9 +208,11 @@ def test_sam_expansion_lints_clean_and_wires_events(expanded: Path) -> None:
         "Protocol": "lambda",
         "TopicArn": {"Ref": "SesFeedbackTopic"},
     }
-    (rule,) = of_type(t, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
-    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SweepOutbox", "Arn"]}
+    rules = {
+        r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: r["Properties"]["ScheduleExpression"]
+        for r in of_type(t, "AWS::Events::Rule").values()
+    }
+    assert rules == {"SweepOutbox": "rate(5 minutes)", "SweepRetention": "rate(1 day)"}
     (stage,) = of_type(t, "AWS::ApiGateway::Stage").values()
     assert stage["Properties"]["StageName"] == "api"
     assert "AccessLogSetting" in stage["Properties"]
@@ -277,7 +279,7 @@ def test_template_env_from_parameters_via_globals(prod: Template) -> None:
 # --------------------------------------------------------------------------- compute
 def test_functions(prod: Template) -> None:
     fns = of_type(prod, "AWS::Serverless::Function")
-    assert set(fns) == {"APIHandler", "HandleSesFeedback", "SweepOutbox"}, (
+    assert set(fns) == {"APIHandler", "HandleSesFeedback", "SweepOutbox", "SweepRetention"}, (
         "a new Lambda needs FunctionName/LoggingConfig/alarms in infra/resources.yaml"
     )
     handlers = {k: v["Properties"]["Handler"] for k, v in fns.items()}
@@ -285,6 +287,7 @@ def test_functions(prod: Template) -> None:
         "APIHandler": "app.app",
         "HandleSesFeedback": "app.handle_ses_feedback",
         "SweepOutbox": "app.sweep_outbox",
+        "SweepRetention": "app.sweep_retention",
     }
     log_groups = of_type(prod, "AWS::Logs::LogGroup")
     for name, fn in fns.items():
