@@ -492,8 +492,8 @@ class OrderStore:
 
     def erase_personal_data(self, order_id: str, now: int, why: str) -> bool:
         """Remove the customer's name, email, phone and address from one order; keep the
-        items, totals, status, day and email statuses (the books). History entries lose their
-        free-text `reason`. Idempotent; False when the order is gone."""
+        items, totals, status, day and email statuses (the books). History entries and email
+        states lose their free-text `reason`. Idempotent; False when the order is gone."""
         order = self.get_order(order_id)
         if order is None:
             return False
@@ -502,6 +502,10 @@ class OrderStore:
             for h in order.get("history") or []
             if isinstance(h, dict)
         ]
+        # a send failure's reason may quote the address (SES: "... not verified: x@y")
+        roles = [r for r, st in (order.get("emails") or {}).items() if isinstance(st, dict)]
+        names = {f"#r{i}": role for i, role in enumerate(roles)}
+        reasons = "".join(f", emails.#r{i}.reason" for i in range(len(roles)))
         try:
             ddb.call(
                 self.ddb,
@@ -510,9 +514,10 @@ class OrderStore:
                 Key={"pk": {"S": f"order#{order_id}"}},
                 UpdateExpression=(
                     "SET customer = :c, shipping = :s, history = :h, pii_erased_at = :now, "
-                    "pii_erased_why = :why REMOVE email_key"
+                    f"pii_erased_why = :why REMOVE email_key{reasons}"
                 ),
                 ConditionExpression="attribute_exists(pk)",
+                **({"ExpressionAttributeNames": names} if names else {}),
                 ExpressionAttributeValues=ddb.dump(
                     {
                         ":c": {"name": "", "email": "", "phone": ""},

@@ -36,6 +36,12 @@ def test_erase_a_suppressed_customer(client: Any, ddb: Any, signed: dict[str, st
     mine = [place(client), place(client, email="Shopper+x@Deliverable.test")]
     other = place(client, email="other@deliverable.test")
     client.lambda_.invoke("handle_ses_feedback", ses_event(bounce_message(CUSTOMER_EMAIL)))
+    ddb.update_item(  # a send failure's reason quoting the address
+        TableName="orders",
+        Key={"pk": {"S": f"order#{mine[0]}"}},
+        UpdateExpression="SET emails.customer.reason = :r",
+        ExpressionAttributeValues={":r": {"S": f"MessageRejected: not verified: {CUSTOMER_EMAIL}"}},
+    )
     h = {**signed, **JSON}
     assert (
         client.http.post("/admin/erase", headers=h, body='{"email":"x@y.test"}').status_code == 422
