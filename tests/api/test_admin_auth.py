@@ -139,3 +139,10 @@ def test_sign_in_is_audited_without_the_address_or_token(
     assert audit["what"] == "sign_in" and audit["who"] == "m***@juice.example.com"
     out = json.dumps(lines)
     assert MERCHANT not in out and headers["Cookie"].split("=", 1)[1] not in out
+
+
+def test_login_is_rate_limited_per_ip(client: Any) -> None:
+    codes = [ask_link(client, f"guess{i}@deliverable.test").status_code for i in range(11)]
+    assert codes == [202] * 10 + [429]
+    r = ask_link(client, "guess99@deliverable.test")
+    assert r.status_code == 429 and body(r)["error"]["code"] == "rate_limited"
