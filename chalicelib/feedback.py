@@ -20,6 +20,10 @@ from chalicelib.suppression import SuppressionStore
 DeliverySink = Callable[[str, str, float], bool]
 """(ses_message_id, recipient, when_epoch) -> True if it matched an order email."""
 
+ProblemSink = Callable[[str, str, str, float], bool]
+"""(ses_message_id, recipient, "bounced" | "complained", when_epoch) -> True if it matched an
+order email (records a permanent bounce / a complaint on that message, issue 15)."""
+
 # Every key handle_sns_event returns (all present, zero when nothing happened).
 # Address-level counts: suppressed, transient, undetermined, temporarily_suppressed,
 # not_spam, delivery, delivery_unmatched, invalid_recipient, recipients_ignored (beyond
@@ -87,6 +91,7 @@ def handle_sns_event(
     config: FeedbackConfig,
     on_delivery: DeliverySink,
     now: float,
+    on_problem: ProblemSink | None = None,
 ) -> dict[str, int]:
     """Apply every SES notification in an SNS-triggered Lambda event; return counts.
 
@@ -104,7 +109,9 @@ def handle_sns_event(
         try:
             if isinstance(record, dict) and isinstance(record.get("Sns"), dict):
                 sns_id = str(record["Sns"].get("MessageId") or "")[:100]
-            _handle_record(record, index, sns_id, store, config, on_delivery, now, counts)
+            _handle_record(
+                record, index, sns_id, store, config, on_delivery, now, counts, on_problem
+            )
         except _MalformedError as exc:
             counts["malformed"] += 1
             _decision("malformed", index=index, sns_message_id=sns_id, problem=str(exc))
@@ -138,6 +145,7 @@ def _handle_record(
     on_delivery: DeliverySink,
     now: float,
     counts: dict[str, int],
+    on_problem: ProblemSink | None = None,
 ) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("Sns"), dict):
         raise _MalformedError("record has no Sns object")
@@ -170,8 +178,13 @@ def _handle_record(
     ctx = {"index": index, "sns_message_id": sns_id, "type": kind[:64]}
     if kind == "Bounce":
         _bounce(message, store, config, now, counts, ctx)
+        if _obj(message, "bounce").get("bounceType") == "Permanent":
+            _problem(message, "bounce", "bouncedRecipients", "bounced", on_problem, now, ctx)
     elif kind == "Complaint":
         _complaint(message, store, config, now, counts, ctx)
+        if _obj(message, "complaint").get("complaintFeedbackType") != "not-spam":
+            _problem(message, "complaint", "complainedRecipients", "complained", on_problem,
+                     now, ctx)  # fmt: skip
     elif kind == "Delivery":
         _delivery(message, on_delivery, now, counts, ctx)
     else:
@@ -376,6 +389,32 @@ def _delivery(
             **ctx,
         )
     _decision("delivery", recipients=len(recipients), **ctx)
+
+
+def _problem(
+    message: dict[str, Any],
+    part: str,
+    list_name: str,
+    status: str,
+    on_problem: ProblemSink | None,
+    now: float,
+    ctx: dict[str, Any],
+) -> None:
+    """Record a permanent bounce / a complaint on the order email it answers (the back
+    office shows each email's status). The suppression is already written; a failing sink
+    raises so the event is retried (re-processing is idempotent)."""
+    if on_problem is None:
+        return
+    mail_id = _mail_id(message)
+    obj = _obj(message, part)
+    when = _epoch(obj.get("timestamp")) or now
+    for entry in _list(obj, list_name)[:MAX_RECIPIENTS]:
+        address = _address(entry.get("emailAddress") if isinstance(entry, dict) else None)
+        if address is None:
+            continue
+        matched = bool(on_problem(mail_id, address, status, when))
+        log("feedback_decision", action=f"record_{status}", matched=matched,
+            email=mask_email(address), **ctx)  # fmt: skip
 
 
 # -- parsing helpers ---------------------------------------------------------------------------

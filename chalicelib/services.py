@@ -17,6 +17,8 @@ from chalicelib.obs import log
 from chalicelib.settings import Settings, load
 
 if TYPE_CHECKING:
+    from chalicelib.admin import Admin
+    from chalicelib.adminauth import AdminAuth
     from chalicelib.fulfilment import Fulfilment
     from chalicelib.mail import Mailer
     from chalicelib.recipients import RecipientChecker
@@ -147,6 +149,39 @@ class Services:
             after_change=after_change,
         )
 
+    # --- issue 15: the back office ------------------------------------------------------------
+    @cached_property
+    def admin_secret(self) -> bytes:
+        """The key of sign-in links and sessions (ADMIN_SECRET locally, SSM in the cloud)."""
+        s = self.settings
+        return secret(s, s.admin_secret, s.admin_secret_param).encode()
+
+    @cached_property
+    def admin_auth(self) -> AdminAuth:
+        from chalicelib.adminauth import AdminAuth, link_email
+
+        s = self.settings
+
+        def send_link(to: str, url: str, minutes: int) -> None:
+            self.mailer.send(link_email(s.shop_name, to, url, minutes))
+
+        return AdminAuth(
+            secret=self.admin_secret,
+            merchants=s.merchant_emails,
+            dynamodb=self.dynamodb,
+            orders_table=s.orders_table,
+            rate_limit_table=s.rate_limit_table,
+            send_link=send_link,
+            base_url=s.public_base_url,
+            secure_cookie=not s.is_local,
+        )
+
+    @cached_property
+    def admin(self) -> Admin:
+        from chalicelib.admin import Admin
+
+        return Admin(self)
+
 
 _current: list[Services] = []
 
@@ -186,7 +221,12 @@ def handle_feedback(event: dict[str, Any]) -> dict[str, int]:
         watched=frozenset(canonical_or_lower(m) for m in s.merchant_emails),
     )
     counts = handle_sns_event(
-        event, svc.suppression, config, svc.store.mark_delivered, clock.now().timestamp()
+        event,
+        svc.suppression,
+        config,
+        svc.store.mark_delivered,
+        clock.now().timestamp(),
+        on_problem=svc.store.mark_problem,
     )
     if counts.get("error"):
         log("feedback_retry", "error", errors=counts["error"], records=counts.get("records", 0))

@@ -52,6 +52,7 @@ def _limit(name: str, default: str) -> tuple[int, int]:
 # Cloudflare's documented always-pass test secret and the moto topic: local stage defaults only.
 LOCAL_TURNSTILE_SECRET = "1x0000000000000000000000000000000AA"  # nosec B105  # public test key
 LOCAL_LINK_SECRET = "local-only-link-secret-never-used-in-cloud"  # nosec B105  # local stage
+LOCAL_ADMIN_SECRET = "local-only-admin-secret-never-used-in-cloud"  # nosec B105  # local stage
 LOCAL_FEEDBACK_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 
 
@@ -140,6 +141,10 @@ class Settings:
     link_secret_param: str = ""
     link_ttl_days: int = 14
     public_base_url: str = "http://127.0.0.1:8000"
+    # the back office (issue 15): session/link signing secret, personal-data retention
+    admin_secret: str = ""
+    admin_secret_param: str = ""
+    order_retention_days: int = 365
 
     @property
     def is_local(self) -> bool:
@@ -215,4 +220,7 @@ def load() -> Settings:
         link_secret_param=_env("LINK_SECRET_PARAM", ""),
         link_ttl_days=_int("LINK_TTL_DAYS", 14),
         public_base_url=_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        admin_secret=_env("ADMIN_SECRET", LOCAL_ADMIN_SECRET if stage == "local" else ""),
+        admin_secret_param=_env("ADMIN_SECRET_PARAM", ""),
+        order_retention_days=max(1, _int("ORDER_RETENTION_DAYS", 365)),
     )

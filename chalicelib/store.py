@@ -416,3 +416,120 @@ class OrderStore:
                 break
             kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
         return [o for o in out if o.get("kind") == "order"][:limit]
+
+    # --- issue 15: the back office --------------------------------------------------------
+    def _mark_problem(self, message_id: str, status: str, when: float) -> bool:
+        index = self.get(f"sesmsg#{message_id}")
+        if index is None:
+            return False
+        try:
+            ddb.call(
+                self.ddb,
+                "update_item",
+                TableName=self.table,
+                Key={"pk": {"S": f"order#{index['order_id']}"}},
+                UpdateExpression=f"SET #e.#r.#s = :st, #e.#r.{status}_at = :w",
+                ConditionExpression="#e.#r.message_id = :m",
+                ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
+                ExpressionAttributeValues=ddb.dump(
+                    {":st": status, ":w": int(when), ":m": message_id}
+                ),
+            )
+        except Exception as e:
+            if ddb.is_condition_failure(e):
+                return False
+            raise
+        return True
+
+    def mark_bounced(self, message_id: str, recipient: str, when: float) -> bool:
+        """SES reported a permanent bounce of `message_id`: that email becomes `bounced`."""
+        return self._mark_problem(message_id, "bounced", when)
+
+    def mark_complained(self, message_id: str, recipient: str, when: float) -> bool:
+        """The recipient of `message_id` complained: that email becomes `complained`."""
+        return self._mark_problem(message_id, "complained", when)
+
+    def mark_problem(self, message_id: str, recipient: str, status: str, when: float) -> bool:
+        """feedback.ProblemSink: `status` is "bounced" or "complained"."""
+        if status == "complained":
+            return self.mark_complained(message_id, recipient, when)
+        return self.mark_bounced(message_id, recipient, when)
+
+    def query_index(
+        self,
+        index: str,
+        key: str,
+        value: str,
+        *,
+        limit: int = 50,
+        start: dict[str, Any] | None = None,
+        newest_first: bool = True,
+        created_before: int | None = None,
+        projection: str | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of orders from a GSI (`by_day`, `by_status`, `by_email`: HASH `key`,
+        RANGE `created_at`), newest first: (orders, LastEvaluatedKey or None)."""
+        cond = "#k = :v"
+        values: dict[str, Any] = {":v": value}
+        if created_before is not None:
+            cond += " AND created_at < :before"
+            values[":before"] = created_before
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeNames": {"#k": key},
+            "ExpressionAttributeValues": ddb.dump(values),
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        r = ddb.call(self.ddb, "query", **kwargs)
+        return [ddb.load(i) for i in r.get("Items", [])], r.get("LastEvaluatedKey")
+
+    def erase_personal_data(self, order_id: str, now: int, why: str) -> bool:
+        """Remove the customer's name, email, phone and address from one order; keep the
+        items, totals, status, day and email statuses (the books). History entries and email
+        states lose their free-text `reason`. Idempotent; False when the order is gone."""
+        order = self.get_order(order_id)
+        if order is None:
+            return False
+        history = [
+            {k: v for k, v in h.items() if k != "reason"}
+            for h in order.get("history") or []
+            if isinstance(h, dict)
+        ]
+        # a send failure's reason may quote the address (SES: "... not verified: x@y")
+        roles = [r for r, st in (order.get("emails") or {}).items() if isinstance(st, dict)]
+        names = {f"#r{i}": role for i, role in enumerate(roles)}
+        reasons = "".join(f", emails.#r{i}.reason" for i in range(len(roles)))
+        try:
+            ddb.call(
+                self.ddb,
+                "update_item",
+                TableName=self.table,
+                Key={"pk": {"S": f"order#{order_id}"}},
+                UpdateExpression=(
+                    "SET customer = :c, shipping = :s, history = :h, pii_erased_at = :now, "
+                    f"pii_erased_why = :why REMOVE email_key{reasons}"
+                ),
+                ConditionExpression="attribute_exists(pk)",
+                **({"ExpressionAttributeNames": names} if names else {}),
+                ExpressionAttributeValues=ddb.dump(
+                    {
+                        ":c": {"name": "", "email": "", "phone": ""},
+                        ":s": {"line1": "", "line2": "", "city": "", "state": "", "zip": ""},
+                        ":h": history,
+                        ":now": now,
+                        ":why": why,
+                    }
+                ),
+            )
+        except Exception as e:
+            if ddb.is_condition_failure(e):
+                return False
+            raise
+        return True

@@ -25,6 +25,10 @@ from chalicelib import ddb
 from chalicelib.identity import canonical_or_lower, lookup_keys
 
 SUPPRESSION_PREFIX = "sup#"
+# The back office lists suppressions newest first from a sparse GSI (never a Scan): every
+# suppression row carries `listed = "sup"` and its `suppressed_at`. Counter rows (`tb#`) do not.
+LIST_INDEX = "recent"
+LISTED = "sup"
 TRANSIENT_PREFIX = "tb#"
 REASONS = ("bounce", "complaint", "transient")
 BATCH_LIMIT = 25  # BatchWriteItem accepts at most 25 put/delete requests per call
@@ -64,7 +68,20 @@ def keys_for(email: str) -> list[str]:
     the key rows written before canonical keys used (whole address lower-cased)."""
     if "@" not in normalize(email):
         return []
-    return [SUPPRESSION_PREFIX + k for k in lookup_keys(email)]
+    return [SUPPRESSION_PREFIX + k for k in lookup_keys(email)] + [hashed_key(email)]
+
+
+def address_hash(email: str) -> str:
+    """SHA-256 of the canonical mailbox: what an erased customer's suppression keeps."""
+    import hashlib
+
+    return hashlib.sha256(canonical_or_lower(email).encode("utf-8")).hexdigest()
+
+
+def hashed_key(email: str) -> str:
+    """The pk of a suppression whose address was erased (issue 15): only its hash is kept,
+    so the address stays unmailable without being stored."""
+    return f"{SUPPRESSION_PREFIX}h:{address_hash(email)}"
 
 
 def active(record: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
@@ -254,22 +271,25 @@ class SuppressionStore:
     # -- listing -----------------------------------------------------------------------------
 
     def list(self, limit: int = 200, now: float | None = None) -> builtins.list[dict[str, Any]]:
-        """Up to `limit` suppression records, newest first (for the mail viewer / CLI).
-
-        With `now`, expired temporary records are left out. A full scan: fine for an
-        operator view, never used on the request path.
+        """Up to `limit` suppression records, newest first, from the `recent` index (a Query
+        on one partition, never a Scan). With `now`, expired temporary records are left out.
+        Rows written before the index existed (no `listed`) still suppress but are not listed.
         """
         records: builtins.list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "FilterExpression": "begins_with(pk, :p)",
-            "ExpressionAttributeValues": {":p": {"S": SUPPRESSION_PREFIX}},
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "listed = :l",
+            "ExpressionAttributeValues": {":l": {"S": LISTED}},
+            "ScanIndexForward": False,
+            "Limit": max(1, min(limit, 500)),
         }
-        while True:
-            resp = self._ddb.scan(**kwargs)
+        while len(records) < limit:
+            resp = ddb.call(self._ddb, "query", **kwargs)
             for item in resp.get("Items", []):
                 record = _from_item(item)
                 record.pop("pk", None)
+                record.pop("listed", None)
                 exp = record.get("expires_at")
                 if now is not None and exp is not None and float(exp) <= now:
                     continue
@@ -278,8 +298,47 @@ class SuppressionStore:
             if not last:
                 break
             kwargs["ExclusiveStartKey"] = last
-        records.sort(key=lambda r: float(r.get("suppressed_at", 0)), reverse=True)
         return records[: max(0, limit)]
+
+    # -- the back office (issue 15) --------------------------------------------------------
+
+    def remove(self, email: str) -> int:
+        """Take `email` off the suppression list (every key it may be stored under, and its
+        soft-bounce counter). Returns how many keys were deleted (absent ones count too)."""
+        keys = [*keys_for(email), TRANSIENT_PREFIX + canonical_or_lower(email)]
+        self._batch_write([{"DeleteRequest": {"Key": {"pk": {"S": k}}}} for k in keys])
+        return len(keys)
+
+    def remove_hashed(self, digest: str) -> None:
+        """Take an erased customer's suppression (kept as `address_hash`) off the list."""
+        key = {"pk": {"S": f"{SUPPRESSION_PREFIX}h:{digest}"}}
+        ddb.call(self._ddb, "delete_item", TableName=self._table, Key=key)
+
+    def anonymise(self, email: str, now: float) -> bool:
+        """Erasure: if `email` is suppressed now, keep the suppression under the hash of the
+        address only (reason, since, expiry kept; no address); delete every row that names
+        the address. True when a hashed row was kept."""
+        record = self.is_suppressed(email, now)
+        hashed = hashed_key(email)
+        if record is not None:
+            item: dict[str, Any] = {
+                "pk": {"S": hashed},
+                "email": {"S": ""},
+                "email_hash": {"S": address_hash(email)},
+                "reason": {"S": str(record.get("reason", ""))},
+                "detail": {"M": {}},
+                "message_id": {"S": ""},
+                "suppressed_at": {"N": _num(float(record.get("suppressed_at", now)))},
+                "permanent": {"BOOL": bool(record.get("permanent", True))},
+                "listed": {"S": LISTED},
+            }
+            if record.get("expires_at") is not None:
+                item["expires_at"] = {"N": _num(float(record["expires_at"]))}
+            self._ddb.put_item(TableName=self._table, Item=item)
+        plain = [k for k in keys_for(email) if k != hashed]
+        plain.append(TRANSIENT_PREFIX + canonical_or_lower(email))
+        self._batch_write([{"DeleteRequest": {"Key": {"pk": {"S": k}}}} for k in plain])
+        return record is not None
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -300,6 +359,7 @@ class SuppressionStore:
             "message_id": {"S": str(message_id or "")},
             "suppressed_at": {"N": _num(now)},
             "permanent": {"BOOL": expires_at is None},
+            "listed": {"S": LISTED},
         }
         if expires_at is not None:
             item["expires_at"] = {"N": _num(expires_at)}

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 
 ORDERS_GSI_OUTBOX = "outbox"
+ORDERS_GSI_ADMIN = (("by_day", "day"), ("by_status", "status"), ("by_email", "email_key"))
 
 
 def table_definitions(orders: str, suppression: str, rate_limits: str) -> list[dict[str, Any]]:
@@ -24,6 +25,10 @@ def table_definitions(orders: str, suppression: str, rate_limits: str) -> list[d
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "outbox", "AttributeType": "S"},
                 {"AttributeName": "due_at", "AttributeType": "N"},
+                {"AttributeName": "day", "AttributeType": "S"},
+                {"AttributeName": "status", "AttributeType": "S"},
+                {"AttributeName": "email_key", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "N"},
             ],
             "GlobalSecondaryIndexes": [
                 {
@@ -33,14 +38,41 @@ def table_definitions(orders: str, suppression: str, rate_limits: str) -> list[d
                         {"AttributeName": "due_at", "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
+                },
+                # the back office (issue 15): newest first by day, by status, by customer
+                *(
+                    {
+                        "IndexName": name,
+                        "KeySchema": [
+                            {"AttributeName": hash_key, "KeyType": "HASH"},
+                            {"AttributeName": "created_at", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                    for name, hash_key in ORDERS_GSI_ADMIN
+                ),
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },
         {
             "TableName": suppression,
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "listed", "AttributeType": "S"},
+                {"AttributeName": "suppressed_at", "AttributeType": "N"},
+            ],
+            # the back office's list, newest first (sparse: suppression rows only)
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "recent",
+                    "KeySchema": [
+                        {"AttributeName": "listed", "KeyType": "HASH"},
+                        {"AttributeName": "suppressed_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
             "BillingMode": "PAY_PER_REQUEST",
         },
         {

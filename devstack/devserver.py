@@ -275,6 +275,8 @@ class DevServer:
     def static(path: str) -> Response:
         not_found = Response("not found\n", 404, content_type="text/plain; charset=utf-8")
         rel = path.lstrip("/") or "index.html"
+        if rel == "admin":  # the back office's short address (CloudFront: AdminPathFunction)
+            rel = "admin.html"
         if "\x00" in rel or "\\" in rel or any(p in ("..", "") for p in rel.split("/")[:-1]):
             return not_found
         try:

@@ -67,6 +67,11 @@ def link_secret_param(stage: str) -> str:
     return f"/{APP}/{stage}/link-secret"
 
 
+def admin_secret_param(stage: str) -> str:
+    """The key of the back office's sign-in links, sessions and list cursors."""
+    return f"/{APP}/{stage}/admin-secret"
+
+
 # --------------------------------------------------------------------------- params file
 def load_params(stage: str, path: Path | None = None) -> dict[str, Any]:
     """Read and check infra/params-<stage>.json; return {"Parameters": {...}, "Site": {...}}."""
@@ -490,6 +495,17 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
         print(f"wrote {link}")
     else:
         print(f"kept {link}")
+    admin = admin_secret_param(args.stage)
+    if not exists(admin):  # rotating it signs every merchant out
+        ssm.put_parameter(
+            Name=admin,
+            Value=secrets.token_urlsafe(48),
+            Type="SecureString",
+            Description="Key of the back office's sign-in links and sessions",
+        )
+        print(f"wrote {admin}")
+    else:
+        print(f"kept {admin}")
     return 0
 
 

@@ -359,6 +359,7 @@ class EdgeServer:
         self.api_url = api_url
         self.bucket = bucket
         self.notes = notes
+        self.template = template
         res = template["Resources"]
 
         def policy(logical_or_id: Any, kind: str) -> dict[str, Any] | None:
@@ -417,9 +418,24 @@ class EdgeServer:
                    if k.lower() not in {h.lower() for h in self.response_headers}}  # fmt: skip
         return status, {**headers, **self.response_headers}, body
 
+    def viewer_request(self, b: dict[str, Any], path: str) -> str:
+        """A behaviour's CloudFront Function (viewer-request), as far as ours go: a fixed
+        `request.uri = '...'` rewrite (the template test pins the code to that shape)."""
+        for fa in b.get("FunctionAssociations", []):
+            if fa.get("EventType") != "viewer-request":
+                continue
+            logical = str(fa["FunctionARN"]).rsplit("/", 1)[-1]
+            code = self.template["Resources"][logical]["Properties"]["FunctionCode"]
+            m = re.search(r"request\.uri = '([^']+)'", code)
+            if not m:
+                raise ValueError(f"rehearsal: can't emulate CloudFront Function {logical}")
+            path = m.group(1)
+        return path
+
     def _origin(self, req: Request) -> Response:
         path = req.path.split("?", 1)[0]
         b = self.behaviour(path)
+        path = self.viewer_request(b, path)
         if req.method not in b.get("AllowedMethods", ["GET", "HEAD"]):
             return 403, {"Content-Type": "text/plain"}, b"method not allowed by this behaviour"
         origin = next(o for o in self.config["Origins"] if o["Id"] == b["TargetOriginId"])

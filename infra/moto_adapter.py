@@ -25,6 +25,7 @@ TEMPLATE_ONLY = {
     "AWS::CloudFront::OriginRequestPolicy",
     "AWS::CloudFront::ResponseHeadersPolicy",
     "AWS::SES::ConfigurationSetEventDestination",
+    "AWS::CloudFront::Function",  # the edge emulator applies its uri rewrite
 }
 
 
@@ -277,6 +278,9 @@ class MotoAdapter:
                 note = f"{kind} ({logical}) is neither in moto's CloudFormation nor emulated"
             if note not in self.notes:
                 self.notes.append(note)
+            if kind == "AWS::CloudFront::Function":
+                arn = f"arn:aws:cloudfront::{self.account}:function/{logical}"
+                info["FunctionMetadata.FunctionARN"] = arn
         else:
             info = handler(stack, logical, resolve(res.get("Properties", {}))) or info
         self.emulated[stack][logical] = info

@@ -151,6 +151,7 @@ def checks(stage: str, params_path: Path | None) -> list[tuple[str, Callable[[],
             deploy.origin_verify_param(stage),
             deploy.turnstile_secret_param(stage),
             deploy.link_secret_param(stage),
+            deploy.admin_secret_param(stage),
         ]
         missing = []
         for name in names:
@@ -161,7 +162,7 @@ def checks(stage: str, params_path: Path | None) -> list[tuple[str, Callable[[],
         if missing:
             fix = f"make init-secrets STAGE={stage}"
             raise Blocker(f"missing SSM parameters {missing}: run `{fix}`")
-        return "both SecureStrings present"
+        return f"all {len(names)} SecureStrings present"
 
     def bootstrap() -> str:
         try:

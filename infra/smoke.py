@@ -144,6 +144,16 @@ def run(stage: str, ep: Endpoints, order: bool = True, token: str = "") -> int:
     )
     check("junk order: 4xx in the JSON error shape", 400 <= status < 500 and _is_error_shape(body),
           str(status))  # fmt: skip
+    status, headers, body = fetch(site + "admin")
+    check(
+        "/admin is the back office page",
+        status == 200 and b"<title>Back office" in body and "frame-ancestors 'none'" in
+        headers.get("content-security-policy", ""),
+        str(status),
+    )  # fmt: skip
+    status, _, body = fetch(site + "api/admin/orders?day=2026-01-01")
+    check("admin API without a session: 401 in the error shape",
+          status == 401 and _is_error_shape(body, "unauthorized"), str(status))  # fmt: skip
     status, _, body = fetch(api + "catalog")
     check("execute-api URL without X-Origin-Verify is 403", status == 403, str(status))
     check("... in the JSON error shape", _is_error_shape(body, "forbidden"), body[:80].decode())

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -41,6 +42,7 @@ FUNCTIONS = {  # Chalice function name -> policy role
     "api_handler": "api",
     "handle_ses_feedback": "feedback",
     "sweep_outbox": "sweeper",
+    "sweep_retention": "retention",
 }
 # Granted on purpose although no application code calls them: the Lambda service uses the
 # role for these (log delivery, X-Ray with Tracing Active, the async-invoke DLQ).
@@ -51,6 +53,8 @@ RUNTIME_GRANTS = {
                  "xray:PutTelemetryRecords", "sqs:SendMessage"},
     "sweeper": {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments",
                 "xray:PutTelemetryRecords"},
+    "retention": {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments",
+                  "xray:PutTelemetryRecords"},
 }  # fmt: skip
 _TRANSACT = {
     "Put": "PutItem",
@@ -170,6 +174,9 @@ def cloud_app(
     ssm.put_parameter(
         Name=f"/juice-orders/{STAGE}/link-secret", Value="iam-test-link-key", Type="SecureString"
     )
+    ssm.put_parameter(
+        Name=f"/juice-orders/{STAGE}/admin-secret", Value="iam-test-admin-key", Type="SecureString"
+    )
     monkeypatch.delenv("TURNSTILE_SECRET", raising=False)
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:juice-orders-{STAGE}-ses-feedback"
     for k, v in {
@@ -222,10 +229,10 @@ def _edge_headers(**extra: str) -> dict[str, str]:
 def run_api(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
     c = make()
     with rec.running("api"):
-        _api_requests(c, aws, mp)
+        _api_requests(c, aws, rec, mp)
 
 
-def _api_requests(c: Any, aws: Any, mp: pytest.MonkeyPatch) -> None:
+def _api_requests(c: Any, aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
     mp.setenv("RATE_LIMIT_EMAIL", "2/86400")  # the third counted order is refused
     assert c.http.get("/catalog", headers={"X-Origin-Verify": SECRET}).status_code == 200
     assert c.http.get("/catalog").status_code == 403
@@ -256,6 +263,70 @@ def _api_requests(c: Any, aws: Any, mp: pytest.MonkeyPatch) -> None:
     assert c.http.get(f"/o/{token}").status_code == 200
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     assert c.http.post(f"/o/{token}", headers=form, body="action=confirm").status_code == 200
+    _admin_requests(c, aws, rec, oid)
+
+
+def _admin_requests(c: Any, aws: Any, rec: Recorder, oid: str) -> None:
+    """The back office: sign in by the mailed link, then every admin route once."""
+    import html
+    import re
+    from urllib.parse import urlparse
+
+    from chalicelib.settings import load
+    from chalicelib.suppression import SuppressionStore
+
+    merchant = load().merchant_emails[0]
+    with rec.running("setup"):  # two suppressed addresses: one to remove, one to erase
+        store = SuppressionStore(aws.client("dynamodb"), stage_env()["SUPPRESSION_TABLE"])
+        for address in ("gone@deliverable.test", "shopper@deliverable.test"):
+            assert store.suppress(address, "bounce", {}, "iam-test-msg", time.time())
+    edge = {"X-Origin-Verify": SECRET, "CloudFront-Viewer-Address": "203.0.113.9:5"}
+    asked = c.http.post(
+        "/admin/login", headers=_edge_headers(), body=json.dumps({"email": merchant})
+    )
+    assert asked.status_code == 202, asked.body
+    (mail,) = [m for m in aws.sent_mail() if "/api/admin/login/" in m["body"]]
+    url = re.findall(r'href="([^"]+/api/admin/login/[^"]+)"', mail["body"])[0]
+    path = urlparse(html.unescape(url)).path.removeprefix("/api")
+    assert c.http.get(path, headers=edge).status_code == 200
+    form = {**edge, "Content-Type": "application/x-www-form-urlencoded"}
+    used = c.http.post(path, headers=form, body="")
+    assert used.status_code == 200, used.body
+    cookie = used.headers["Set-Cookie"].split(";", 1)[0]
+    get = {**edge, "Cookie": cookie}
+    post = {**_edge_headers(), "Cookie": cookie, "X-Requested-With": "admin"}
+    assert c.http.get("/admin/session", headers=get).status_code == 200
+    day = json.loads(c.http.get(f"/admin/orders/{oid}", headers=get).body)["day"]
+    listing = c.http.get(f"/admin/orders?day={day}", headers=get)
+    assert listing.status_code == 200 and json.loads(listing.body)["orders"], listing.body
+    assert c.http.get("/admin/orders?status=confirmed", headers=get).status_code == 200
+    found = c.http.get("/admin/orders?q=shopper%40deliverable.test", headers=get)
+    assert found.status_code == 200, found.body
+    assert c.http.get(f"/admin/orders?q={oid}", headers=get).status_code == 200
+    assert c.http.get(f"/admin/orders/{oid}", headers=get).status_code == 200
+    acted = c.http.post(
+        f"/admin/orders/{oid}/actions", headers=post, body=json.dumps({"action": "dispatch"})
+    )
+    assert acted.status_code == 200, acted.body
+    csv = c.http.get(f"/admin/orders.csv?from={day}&to={day}", headers=get)
+    assert csv.status_code == 200, csv.body
+    health = c.http.get("/admin/email-health", headers=get)
+    assert health.status_code == 200, health.body
+    suppressed = json.loads(health.body)["suppressed"]
+    assert len(suppressed) == 2, suppressed
+    (gone,) = [r for r in suppressed if r["email"].startswith("g")]
+    removed = c.http.post(
+        "/admin/suppression/remove", headers=post, body=json.dumps({"id": gone["id"]})
+    )
+    assert removed.status_code == 200, removed.body
+    erased = c.http.post(
+        "/admin/erase",
+        headers=post,
+        body=json.dumps({"email": "shopper@deliverable.test", "confirm": True}),
+    )
+    assert erased.status_code == 200, erased.body
+    assert json.loads(erased.body)["suppression_hash_kept"] is True
+    assert c.http.post("/admin/logout", headers=post, body="").status_code == 200
 
 
 def run_feedback(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
@@ -317,7 +388,38 @@ def run_sweeper(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.Mon
     assert len(aws.sent_mail()) == 2
 
 
-SCENARIOS = {"api": run_api, "feedback": run_feedback, "sweeper": run_sweeper}
+def run_retention(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
+    from chalicelib import clock, edge, services
+
+    c = make()
+    r = c.http.post("/orders", headers=_edge_headers(), body=json.dumps(order_body()))
+    assert r.status_code == 201, r.body
+    oid = json.loads(r.body)["order_id"]
+    services.reset()  # its own container
+    edge.clear_cache()
+    later = clock.now() + timedelta(days=367)
+    mp.setattr(clock, "now", lambda: later)  # a year on: the order is past retention
+    with rec.running("retention"):
+        event = c.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        )
+        result = c.lambda_.invoke("sweep_retention", event).payload
+    assert result == {"erased": 1}, result
+    from chalicelib import ddb
+
+    item = aws.client("dynamodb").get_item(
+        TableName=stage_env()["ORDERS_TABLE"], Key={"pk": {"S": f"order#{oid}"}}
+    )["Item"]
+    order = ddb.load(item)
+    assert order["customer"]["email"] == "" and order["total_cents"] > 0
+
+
+SCENARIOS = {
+    "api": run_api,
+    "feedback": run_feedback,
+    "sweeper": run_sweeper,
+    "retention": run_retention,
+}
 
 
 def _granted(doc: dict[str, Any]) -> list[tuple[set[str], list[str]]]:

@@ -89,6 +89,7 @@ FUNCTION_KEYS = {  # template resource -> Chalice lambda_functions key
     "APIHandler": "api_handler",
     "HandleSesFeedback": "handle_ses_feedback",
     "SweepOutbox": "sweep_outbox",
+    "SweepRetention": "sweep_retention",
 }
 
 
@@ -221,9 +222,11 @@ def test_sam_expansion_lints_clean_and_wires_events(expanded: Path) -> None:
         "Protocol": "lambda",
         "TopicArn": {"Ref": "SesFeedbackTopic"},
     }
-    (rule,) = of_type(t, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
-    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SweepOutbox", "Arn"]}
+    rules = {
+        r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: r["Properties"]["ScheduleExpression"]
+        for r in of_type(t, "AWS::Events::Rule").values()
+    }
+    assert rules == {"SweepOutbox": "rate(5 minutes)", "SweepRetention": "rate(1 day)"}
     # exactly one stage (SAM's implicit public `Stage` is gone: no StageName on deployments)
     ((stage_id, stage),) = of_type(t, "AWS::ApiGateway::Stage").items()
     assert stage["Properties"]["StageName"] == "api"
@@ -282,6 +285,7 @@ def test_names_agree_between_config_template_and_policy(
     assert e["ORIGIN_VERIFY_PARAM"] == deploy.origin_verify_param(stage)
     assert e["TURNSTILE_SECRET_PARAM"] == deploy.turnstile_secret_param(stage)
     assert e["LINK_SECRET_PARAM"] == deploy.link_secret_param(stage)
+    assert e["ADMIN_SECRET_PARAM"] == deploy.admin_secret_param(stage)
     # the policies name exactly these resources
     text = all_policies_text(stage)
     for table in (e["ORDERS_TABLE"], e["SUPPRESSION_TABLE"], e["RATE_LIMIT_TABLE"]):
@@ -315,7 +319,7 @@ def test_template_env_from_parameters_via_globals(prod: Template) -> None:
 # --------------------------------------------------------------------------- compute
 def test_functions(prod: Template) -> None:
     fns = of_type(prod, "AWS::Serverless::Function")
-    assert set(fns) == {"APIHandler", "HandleSesFeedback", "SweepOutbox"}, (
+    assert set(fns) == {"APIHandler", "HandleSesFeedback", "SweepOutbox", "SweepRetention"}, (
         "a new Lambda needs FunctionName/LoggingConfig/alarms in infra/resources.yaml"
     )
     handlers = {k: v["Properties"]["Handler"] for k, v in fns.items()}
@@ -323,6 +327,7 @@ def test_functions(prod: Template) -> None:
         "APIHandler": "app.app",
         "HandleSesFeedback": "app.handle_ses_feedback",
         "SweepOutbox": "app.sweep_outbox",
+        "SweepRetention": "app.sweep_retention",
     }
     log_groups = of_type(prod, "AWS::Logs::LogGroup")
     for name, fn in fns.items():
@@ -527,7 +532,15 @@ def test_cloudfront_behaviours_and_tls(prod: Template) -> None:
     assert default["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
     behaviours = {b["PathPattern"]: b for b in d["CacheBehaviors"]}
     # first match wins: the specific API paths come before /api/*
-    assert list(behaviours) == ["/api/admin/*", "/api/catalog", "/api/*"]
+    assert list(behaviours) == ["/admin", "/api/admin/*", "/api/catalog", "/api/*"]
+    # /admin: the site's admin.html through a viewer-request rewrite, cached like the site
+    page = behaviours.pop("/admin")
+    assert page["TargetOriginId"] == "site" and page["CachePolicyId"] == CACHING_OPTIMIZED
+    assert page["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
+    (fa,) = page["FunctionAssociations"]
+    assert fa["EventType"] == "viewer-request"
+    code = props(prod, "AdminPathFunction")["FunctionCode"]
+    assert "request.uri = '/admin.html'" in code
     every_method = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
     for b in behaviours.values():
         assert b["TargetOriginId"] == "api"
@@ -568,6 +581,19 @@ def test_origin_request_policies_forward_only_what_the_api_reads(prod: Template)
         "x-requested-with"
     }
     assert admin["CookiesConfig"] == {"CookieBehavior": "whitelist", "Cookies": ["admin_session"]}
+    # every query parameter the admin routes read reaches the origin (and only those)
+    import inspect
+
+    from chalicelib import admin as admin_module
+
+    read = set(re.findall(r'params\.get\("(\w+)"\)', inspect.getsource(admin_module)))
+    forwarded = admin["QueryStringsConfig"]
+    assert forwarded["QueryStringBehavior"] == "whitelist"
+    assert (
+        set(forwarded["QueryStrings"])
+        == read
+        == {"day", "status", "q", "limit", "cursor", "from", "to"}
+    )
     assert "host" not in {h.lower() for h in api["HeadersConfig"]["Headers"]}
 
 
@@ -923,7 +949,7 @@ def test_each_function_has_its_own_role_with_its_own_policy(
         assert policy["PolicyDocument"] == policy_file(stage, name), name
         assert "ManagedPolicyArns" not in role["Properties"]
         roles[name] = role_name
-    assert len(set(roles.values())) == 3, roles
+    assert len(set(roles.values())) == len(FUNCTION_KEYS) == 4, roles
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -960,7 +986,10 @@ def test_policy_is_least_privilege(stage: str, function: str) -> None:
     allowed_tables = {
         acct % "dynamodb" + f"table/{e[k]}" for k in ("ORDERS_TABLE", "SUPPRESSION_TABLE",
                                                        "RATE_LIMIT_TABLE")
-    } | {acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}/index/outbox"}  # fmt: skip
+    } | {
+        acct % "dynamodb" + f"table/{e['ORDERS_TABLE']}/index/{i}"
+        for i in ("outbox", "by_day", "by_status", "by_email")  # the back office's three
+    } | {acct % "dynamodb" + f"table/{e['SUPPRESSION_TABLE']}/index/recent"}  # fmt: skip
     assert tables <= allowed_tables
     if "SendOrderMailFromOurIdentity" in by_sid:
         ses = by_sid["SendOrderMailFromOurIdentity"]
@@ -970,10 +999,10 @@ def test_policy_is_least_privilege(stage: str, function: str) -> None:
             acct % "ses" + f"configuration-set/{e['SES_CONFIGURATION_SET']}",
         }
         assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
-    if "ReadOwnSecrets" in by_sid:  # the API: all three; the sweeper: the link key only
+    if "ReadOwnSecrets" in by_sid:  # the API: all four; the sweeper: the link key only
         own = {r["Fn::Sub"] for r in by_sid["ReadOwnSecrets"]["Resource"]}
         wanted = {"APIHandler": ("TURNSTILE_SECRET_PARAM", "ORIGIN_VERIFY_PARAM",
-                                 "LINK_SECRET_PARAM"),
+                                 "LINK_SECRET_PARAM", "ADMIN_SECRET_PARAM"),
                   "SweepOutbox": ("LINK_SECRET_PARAM",)}[function]  # fmt: skip
         assert own == {acct % "ssm" + "parameter" + e[k] for k in wanted}
 
@@ -989,21 +1018,32 @@ def test_only_the_right_functions_hold_the_dangerous_grants() -> None:
             for a in as_list(s["Action"])
         }
 
-    # the API can read the suppression list (one batch read per order) but never change it
+    # the API reads the suppression list (one batch read per order); only the back office's
+    # "remove from suppression" (deletes) and erasure (a hashed row) change it - never SES
+    # feedback's own soft-bounce counters (no UpdateItem/GetItem here)
     assert actions_on("APIHandler", "SUPPRESSION_TABLE") == {
         "dynamodb:BatchGetItem",
-        "dynamodb:GetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
     }
-    assert actions_on("SweepOutbox", "SUPPRESSION_TABLE") == {"dynamodb:GetItem"}
+    assert actions_on("SweepOutbox", "SUPPRESSION_TABLE") == {"dynamodb:BatchGetItem"}
+    # the retention sweep touches orders only: no suppression, rate limits, mail or secrets
+    assert not actions_on("SweepRetention", "SUPPRESSION_TABLE")
+    assert not actions_on("SweepRetention", "RATE_LIMIT_TABLE")
+    assert actions_on("SweepRetention", "ORDERS_TABLE") == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
     assert not actions_on("HandleSesFeedback", "RATE_LIMIT_TABLE")
     assert not actions_on("SweepOutbox", "RATE_LIMIT_TABLE")
     text = {f: json.dumps(policy_file("prod", f)) for f in FUNCTION_KEYS}
-    assert "ssm:GetParameter" not in text["HandleSesFeedback"]
+    assert "ssm:GetParameter" not in text["HandleSesFeedback"] + text["SweepRetention"]
+    assert "ses:SendEmail" not in text["SweepRetention"]
     assert "turnstile-secret" not in text["SweepOutbox"] + text["HandleSesFeedback"]
     assert "ses:SendEmail" not in text["HandleSesFeedback"]
     assert "sqs:SendMessage" not in text["APIHandler"] + text["SweepOutbox"]
-    # one BatchGetItem per order is the API's only batch read
-    assert "dynamodb:BatchGetItem" not in text["HandleSesFeedback"] + text["SweepOutbox"]
+    # batch reads: the API (one per order) and the sweeper (a suppression check)
+    assert "dynamodb:BatchGetItem" not in text["HandleSesFeedback"] + text["SweepRetention"]
 
 
 def props_of_function(stage: str, function: str) -> dict[str, Any]:
