@@ -111,7 +111,8 @@ class AdminAuth:
         from chalicelib.identity import canonical_or_lower
 
         self.secret = secret
-        self.merchants = frozenset(canonical_or_lower(m) for m in merchants if m)
+        # canonical mailbox -> the address as configured (where sign-in links go)
+        self.merchants = {canonical_or_lower(m): m.strip() for m in merchants if m}
         self.ddb = dynamodb
         self.orders_table = orders_table
         self.rate_limit_table = rate_limit_table
@@ -162,7 +163,7 @@ class AdminAuth:
             self.secret, LOGIN_PURPOSE, {"sub": who, "n": secrets.token_hex(8)}, now + LOGIN_TTL
         )
         url = f"{self.base_url}/api/admin/login/{token}"
-        self.send_link(email.strip(), url, LOGIN_TTL // 60)
+        self.send_link(self.merchants[who], url, LOGIN_TTL // 60)  # never the typed spelling
         log("admin_login", outcome="link_sent", email=mask_email(email),
             token=tokens.fingerprint(token))  # fmt: skip
 

@@ -19,7 +19,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 BOM = "\ufeff"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# OWASP's list, plus the full-width forms (U+FF1D, U+FF0B, U+FF0D, U+FF20) that spreadsheets
+# and East Asian input methods turn into the ASCII ones
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 COLUMNS = (
     "order_id",
     "created",

@@ -33,7 +33,11 @@ ORDER = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+# the full-width forms too: spreadsheets (and East Asian input methods) turn them into formulas
+@pytest.mark.parametrize(
+    "cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\uff1d1+1", "\uff0b1", "\uff0d1",
+             "\uff20SUM(A1)"],
+)  # fmt: skip
 def test_formula_starts_are_neutralised(cell: str) -> None:
     assert csvexport.neutralise(cell) == "'" + cell
 
