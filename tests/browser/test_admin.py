@@ -16,7 +16,8 @@ from tests.helpers import order_body
 MERCHANT = "merchant@juice.example.com"
 
 
-def place_order(stack: Any, email: str) -> str:
+def place_order(stack: Any, email: str) -> tuple[str, str]:
+    """(order id, delivery day) of a new order placed through the local API."""
     req = urllib.request.Request(
         stack.url + "/api/orders",
         data=json.dumps(order_body(email=email)).encode(),
@@ -24,7 +25,8 @@ def place_order(stack: Any, email: str) -> str:
         method="POST",
     )
     with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - the local stack
-        return str(json.loads(r.read())["order_id"])
+        placed = json.loads(r.read())
+    return str(placed["order_id"]), str(placed["delivery_day"])
 
 
 def sign_in_link(shop: Any, stack: Any, before: int) -> str:
@@ -41,7 +43,7 @@ def sign_in_link(shop: Any, stack: Any, before: int) -> str:
 
 
 def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> None:
-    oid = place_order(stack, "office.buyer@deliverable.test")
+    oid, day = place_order(stack, "office.buyer@deliverable.test")
     page = shop.goto("/admin")  # what merchants type (CloudFront: AdminPathFunction)
     page.locator("#signin").wait_for(state="visible")
     audit(page, "admin: sign in")
@@ -55,7 +57,7 @@ def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> Non
     page.goto(link)  # what the email opens: a button, nothing used yet
     assert page.locator("button", has_text="Sign in").is_visible()
     page.click("button:has-text('Sign in')")
-    page.wait_for_url(re.compile(r"/admin\.html$"))
+    page.wait_for_url(re.compile(r"/admin$"))
     page.locator("#office").wait_for(state="visible")
     assert "m***@juice.example.com" in page.inner_text("#who")
     cookies = {c["name"]: c for c in shop.context.cookies()}
@@ -63,7 +65,10 @@ def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> Non
     assert session["httpOnly"] and session["sameSite"] == "Strict"
     assert session["path"] == "/api/admin"
 
-    page.locator("#orders tbody tr").first.wait_for()  # today's orders
+    # the list opens on today's deliveries; the merchant picks the order's delivery day
+    page.fill("#filter-day", day)
+    page.click("#filter button")
+    page.locator(f"#orders button[data-order='{oid}']").wait_for()
     page.fill("#search-q", oid)
     page.click("#search button")
     page.locator(f"#orders button[data-order='{oid}']").wait_for()
