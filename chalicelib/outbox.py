@@ -274,6 +274,9 @@ def sweep(svc: Any, limit: int = 100, budget_seconds: float | None = None) -> di
         order = svc.store.get_order(oid)
         if order is None:
             continue
+        # the time of *this* order: a pass can outlast a lease, and a lease granted from the
+        # pass's start could already have run out (a second sweeper would then send too)
+        now = int(clock.now().timestamp())
         counts["orders"] += 1
         claimed: list[str] = []
         for role, state in dict(order.get("emails", {})).items():

@@ -163,6 +163,58 @@ def test_throttled_send_is_retried_later_with_attempts_recorded(outbox_env: Any)
     assert all(order["emails"][r]["message_id"] for r in ROLES)
 
 
+def test_a_slow_sweep_never_grants_a_lease_that_has_already_run_out(outbox_env: Any) -> None:
+    """Found by the fault run under load: a sweep pass took its `now` once, so an email
+    claimed late in a long pass got `lease_until` = start + lease, already in the past; a
+    second sweeper then claimed the same email and both sent it. Here time moves 45 s (more
+    than the 30 s lease) between the orders of one pass; every lease must lie ahead of the
+    clock at the moment it is granted, and a second sweeper finds nothing to claim."""
+    client = ses_client()
+    client.meta.events.register("before-send.sesv2.SendEmail", throttled, unique_id="t")
+    try:
+        placed = [place(order_body(email=f"slow{i}@deliverable.test")) for i in range(3)]
+    finally:
+        client.meta.events.unregister("before-send.sesv2.SendEmail", unique_id="t")
+    svc = services()
+    start = clock.now() + timedelta(seconds=1)
+    current = {"t": start}
+
+    def now() -> datetime:
+        return current["t"]
+
+    granted: list[tuple[int, int]] = []  # (lease_until, clock at the claim)
+
+    def on_update(params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues") or {}
+        if ":until" in values and ":sending" in values:  # a claim
+            granted.append((int(values[":until"]["N"]), int(current["t"].timestamp())))
+
+    def slow_get(params: dict[str, Any], **_: Any) -> None:
+        if str(params.get("Key", {}).get("pk", {}).get("S", "")).startswith("order#"):
+            current["t"] += timedelta(seconds=45)  # each order of the pass: 45 s later
+
+    ddb_client = svc.dynamodb
+    ddb_client.meta.events.register(
+        "before-parameter-build.dynamodb.UpdateItem", on_update, "lease"
+    )
+    ddb_client.meta.events.register("before-parameter-build.dynamodb.GetItem", slow_get, "slow")
+    try:
+        with mock.patch.object(clock, "now", now):
+            assert sweep(svc)["sent"] == 6
+            assert sweep(svc)["claimed"] == 0  # the next sweeper: nothing left to take
+    finally:
+        ddb_client.meta.events.unregister(
+            "before-parameter-build.dynamodb.UpdateItem", unique_id="lease"
+        )
+        ddb_client.meta.events.unregister(
+            "before-parameter-build.dynamodb.GetItem", unique_id="slow"
+        )
+    assert len(granted) == 6
+    assert all(until > at for until, at in granted), granted
+    mail = mail_by_order(outbox_env)
+    assert all(mail[r.body["order_id"]] == Counter(merchant=1, customer=1) for r in placed)
+
+
 def test_gives_up_after_max_attempts_with_metric(
     outbox_env: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
