@@ -71,6 +71,7 @@ def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> Non
     page.locator(f"#orders button[data-order='{oid}']").wait_for()
     page.fill("#search-q", oid)
     page.click("#search button")
+    page.locator("#orders[aria-busy='false']").wait_for(state="attached")  # the search's answer
     page.locator(f"#orders button[data-order='{oid}']").wait_for()
     assert page.locator("#orders tbody tr").count() == 1
     page.fill("#search-q", "Office.Buyer+x@deliverable.test")

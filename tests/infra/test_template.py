@@ -206,7 +206,7 @@ def test_sam_expansion_lints_clean_and_wires_events(expanded: Path) -> None:
     t = json.loads(expanded.read_text())
     assert not of_type(t, "AWS::Serverless::Function")
     fns = of_type(t, "AWS::Lambda::Function")
-    assert len(fns) == 3 and all(
+    assert len(fns) == 4 and all(
         f["Properties"]["Architectures"] == ["arm64"] for f in fns.values()
     )
     for f in fns.values():  # Globals merged into every function

@@ -151,12 +151,18 @@ function row(o) {
   );
 }
 
+let listSeq = 0; // only the newest list request may render (answers can arrive out of order)
+
 async function loadOrders(q, more = false) {
   query = q;
+  const seq = ++listSeq;
   const params = new URLSearchParams(q);
   if (more && cursor) params.set("cursor", cursor);
+  $("#orders").setAttribute("aria-busy", "true");
   try {
     const data = await api(`/orders?${params}`);
+    if (seq !== listSeq) return; // a newer filter or search was asked for meanwhile
+    $("#orders").setAttribute("aria-busy", "false");
     const body = $("#orders tbody");
     if (!more) body.replaceChildren();
     for (const o of data.orders) body.append(row(o));
@@ -165,6 +171,8 @@ async function loadOrders(q, more = false) {
     $("#orders-empty").hidden = body.children.length > 0;
     say(`${body.children.length} order(s) shown.`);
   } catch (e) {
+    if (seq !== listSeq) return;
+    $("#orders").setAttribute("aria-busy", "false");
     fail(e);
   }
 }
