@@ -130,7 +130,7 @@ def run(orders: int = 300) -> dict[str, Any]:
             srv.reset_moto()  # before wrapping: the bootstrap's own calls are not the app's
             attr.wrap(botocore.client.BaseClient, "_make_api_call", "botocore API calls")
             attr.wrap(mail, "render", "email rendering (Jinja2)")
-            attr.wrap(turnstile.TurnstileClient, "verify", "Turnstile siteverify (requests)")
+            attr.wrap(turnstile.TurnstileClient, "verify", "Turnstile siteverify (urllib3)")
             attr.wrap(recipients.RecipientChecker, "check", "recipient check")
             attr.wrap(checkout, "parse_order", "validation (parse_order)")
             attr.wrap(checkout, "read_known", "BatchGetItem + decisions (read_known)")
