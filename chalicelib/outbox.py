@@ -274,6 +274,10 @@ def sweep(svc: Any, limit: int = 100, budget_seconds: float | None = None) -> di
         order = svc.store.get_order(oid)
         if order is None:
             continue
+        # the time of this order's claims, not of the pass's start: a lease must run from when
+        # it is taken (a pass slower than the lease would hand out leases already expired,
+        # and a second sweeper would send the same email again)
+        now = int(clock.now().timestamp())
         counts["orders"] += 1
         claimed: list[str] = []
         for role, state in dict(order.get("emails", {})).items():
