@@ -11,7 +11,7 @@ Baseline: GET /catalog through the same client (routing, settings, JSON; no I/O)
 
 Attribution: `time.thread_time()` deltas around the main components (in whichever thread
 they run): botocore API calls (DynamoDB + SES), email rendering (Jinja2), Turnstile
-(requests), the recipient check (email-validator + dnspython), validation (parse_order).
+(urllib3), the recipient check (email-validator + dnspython), validation (parse_order).
 """
 
 from __future__ import annotations
