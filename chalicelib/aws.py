@@ -8,6 +8,10 @@ every call.
 Profiles: "ddb" (short read timeout; botocore standard retries: throttling, 5xx, timeouts
 and connection errors, 3 attempts), "ses" (long read timeout: a retried read timeout could
 send a message SES had already accepted), "fast" (one attempt: SSM, reads that may fail).
+
+Per-call work the app does not need is unhooked from each client: botocore rebuilds the
+User-Agent string on every request (to add feature ids for AWS's SDK metrics) although it
+already set one when the request was built.
 """
 
 from __future__ import annotations
@@ -46,8 +50,19 @@ def _client(service: str, endpoint: str, region: str, profile: str, read_timeout
         kwargs["endpoint_url"] = endpoint
     with _lock:  # botocore's client creation is not thread-safe on a shared session
         made = _session().client(service, **kwargs)
+        _trim_handlers(made)
         _made.append(made)
         return made
+
+
+def _trim_handlers(made: Any) -> None:
+    """Unregister per-call handlers the app does not need (see the module docstring)."""
+    creator = getattr(made, "_user_agent_creator", None)
+    if creator is not None:
+        service_id = made.meta.service_model.service_id.hyphenize()
+        made.meta.events.unregister(
+            f"request-created.{service_id}", creator.rebuild_and_replace_user_agent_handler
+        )
 
 
 def client(service: str, settings: Settings, profile: str = "ddb") -> Any:

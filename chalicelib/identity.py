@@ -17,11 +17,15 @@ Rules (docs/guard.md, "One identity per mailbox"):
    namespace, so `J.a.n.e+x@googlemail.com` -> `jane@gmail.com`.
 Quoted local parts (`"jane doe"@x`) are refused (`NotAnAddress`): validation refuses them
 before an order ever gets here.
+
+Both functions are pure and memoised (bounded LRU): an order canonicalises the same
+addresses several times, and IDNA is costly. Failures are not cached (they raise).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 GMAIL = "gmail.com"
@@ -35,6 +39,10 @@ class NotAnAddress(ValueError):
     """The text can't be reduced to a canonical address (no `@`, empty part, bad IDNA...)."""
 
 
+CACHE_SIZE = 2048
+
+
+@lru_cache(maxsize=CACHE_SIZE)
 def canonical_domain(domain: str) -> str:
     """The lower-case ASCII (punycode) form of a domain; raises NotAnAddress."""
     import idna
@@ -55,6 +63,11 @@ def canonical_email(address: str) -> str:
     """The one key of the mailbox `address` names; raises NotAnAddress."""
     if not isinstance(address, str):
         raise NotAnAddress("not text")
+    return _canonical_email(address)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _canonical_email(address: str) -> str:
     text = address.strip()
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain:

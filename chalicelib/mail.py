@@ -64,9 +64,16 @@ def _environment() -> Any:
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() per render
     )
     env.filters["money"] = money
     return env
+
+
+@cache
+def template(name: str) -> Any:
+    """The compiled template `name` (compiled once per process)."""
+    return _environment().get_template(name)
 
 
 def human_phone(e164: str) -> str:
@@ -107,7 +114,6 @@ def render(
     from chalicelib.shop import load_shop
 
     shop = load_shop()
-    env = _environment()
     oid = safe_header(str(order["order_id"]))
     ctx = {
         "order": order,
@@ -131,8 +137,8 @@ def render(
         to=safe_header(to),
         reply_to=safe_header(reply_to),
         subject=safe_header(subject),
-        text=env.get_template(f"{role}.txt").render(ctx),
-        html=env.get_template(f"{role}.html").render(ctx),
+        text=template(f"{role}.txt").render(ctx),
+        html=template(f"{role}.html").render(ctx),
     )
 
 

@@ -136,6 +136,9 @@ class Settings:
     # timeout may be shorter; a send still running at the deadline is left to the sweeper
     request_budget_seconds: float = 10.0
     ses_read_timeout: float = 15.0
+    # GET /catalog: how long the delivery days' slot counts are reused in-process (the
+    # order's own transaction enforces capacity; CloudFront caches the catalog <= 60 s anyway)
+    slots_cache_seconds: float = 30.0
     # links in emails (issue 14): signing secret (env locally, SSM in cloud stages)
     link_secret: str = ""
     link_secret_param: str = ""
@@ -216,6 +219,7 @@ def load() -> Settings:
         ddb_read_timeout=_float("DDB_READ_TIMEOUT", 10.0 if stage == "local" else 2.0),
         request_budget_seconds=_float("REQUEST_BUDGET_SECONDS", 10.0),
         ses_read_timeout=_float("SES_READ_TIMEOUT", 15.0),
+        slots_cache_seconds=_float("SLOTS_CACHE_SECONDS", 30.0),
         link_secret=_env("LINK_SECRET", LOCAL_LINK_SECRET if stage == "local" else ""),
         link_secret_param=_env("LINK_SECRET_PARAM", ""),
         link_ttl_days=_int("LINK_TTL_DAYS", 14),

@@ -5,10 +5,16 @@ in the transaction that creates it (`take`: ADD n 1 only while n < capacity), so
 never share the last slot and a replay (whose transaction is cancelled by its idempotency
 record) never takes a second one. A cancelled order gives it back (chalicelib/lifecycle.py).
 Reads ride on the order's one BatchGetItem (`keys`), or one BatchGetItem for the catalog.
+
+The catalog's counts are reused in-process for `slots_cache_seconds` (30 s; keyed by
+endpoint, table and days): a day shown available that filled up meanwhile only means a later
+clear 422 from the order's own transaction, and CloudFront caches the catalog as long anyway.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -41,6 +47,43 @@ def read_taken(client: Any, table: str, days: list[date]) -> dict[str, int]:
     return taken_from(ddb.batch_get(client, {table: keys(days)}), table)
 
 
+_CacheKey = tuple[str, str, tuple[date, ...]]
+_cache: dict[_CacheKey, tuple[float, dict[str, int]]] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 64  # distinct (endpoint, table, days) keys: a few per day at most
+
+
+def _now() -> float:
+    """The cache's clock (monotonic; tests patch it)."""
+    return time.monotonic()
+
+
+def clear_cache() -> None:
+    """Forget the catalog's cached counts (tests that reset the store)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def cached_taken(svc: Any, days: list[date]) -> dict[str, int]:
+    """read_taken of the orders table, reused for `slots_cache_seconds` per (endpoint, table,
+    days). A hit does not touch the DynamoDB client (nor create it)."""
+    s = svc.settings
+    ttl = s.slots_cache_seconds
+    if ttl <= 0:
+        return read_taken(svc.dynamodb, s.orders_table, days)
+    key = (s.aws_endpoint_url, s.orders_table, tuple(days))
+    now = _now()
+    hit = _cache.get(key)
+    if hit is not None and 0 <= now - hit[0] < ttl:
+        return hit[1]
+    taken = read_taken(svc.dynamodb, s.orders_table, days)  # StoreUnavailable: nothing cached
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = (now, taken)
+    return taken
+
+
 def take(table: str, day: str, capacity: int) -> dict[str, Any]:
     """The transact item that takes one slot of `day` (fails once the day is full)."""
     return {
@@ -66,7 +109,7 @@ def offer(svc: Any, now: datetime) -> list[dict[str, Any]]:
     rules = load_shop().delivery_rules()
     days = choosable_days(now, rules)
     try:
-        taken = read_taken(svc.dynamodb, svc.settings.orders_table, days)
+        taken = cached_taken(svc, days)
     except ddb.StoreUnavailable as e:
         log("delivery_days_unread", "warning", detail=str(e)[:200])
         taken = {}

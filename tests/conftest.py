@@ -23,6 +23,9 @@ BASE_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "BUSINESS_HOURS": "always",
     "EMAIL_TEST_ENVIRONMENT": "1",
+    # tests reset moto and write slot counters directly: no cached counts between them
+    # (tests/api/test_perf_catalog_cache.py turns the cache on)
+    "SLOTS_CACHE_SECONDS": "0",
 }
 
 # The shared stack: generous rate limits (every test orders from 127.0.0.1), always open.
@@ -30,6 +33,7 @@ STACK_ENV = {
     "RATE_LIMIT_EMAIL": "1000/600",
     "RATE_LIMIT_IP": "10000/600",
     "BUSINESS_HOURS": "always",
+    "SLOTS_CACHE_SECONDS": "0",  # the browser tests fill days from outside the app
 }
 
 
