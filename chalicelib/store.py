@@ -382,27 +382,7 @@ class OrderStore:
     def mark_delivered(self, message_id: str, recipient: str, when: float) -> bool:
         """SES said `message_id` was delivered: mark that email of its order `delivered`.
         Idempotent (a redelivered notification writes the same values)."""
-        index = self.get(f"sesmsg#{message_id}")
-        if index is None:
-            return False
-        try:
-            ddb.call(
-                self.ddb,
-                "update_item",
-                TableName=self.table,
-                Key={"pk": {"S": f"order#{index['order_id']}"}},
-                UpdateExpression="SET #e.#r.#s = :d, #e.#r.delivered_at = :w",
-                ConditionExpression="#e.#r.message_id = :m",
-                ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
-                ExpressionAttributeValues=ddb.dump(
-                    {":d": "delivered", ":w": int(when), ":m": message_id}
-                ),
-            )
-        except Exception as e:
-            if ddb.is_condition_failure(e):
-                return False
-            raise
-        return True
+        return self._mark_email(message_id, "delivered", when)
 
     # --- local tooling ------------------------------------------------------------------
     def scan_orders(self, limit: int = 500) -> list[dict[str, Any]]:
@@ -418,7 +398,9 @@ class OrderStore:
         return [o for o in out if o.get("kind") == "order"][:limit]
 
     # --- issue 15: the back office --------------------------------------------------------
-    def _mark_problem(self, message_id: str, status: str, when: float) -> bool:
+    def _mark_email(self, message_id: str, status: str, when: float) -> bool:
+        """Set the status (and `<status>_at`) of the email SES knows as `message_id`; False
+        when the message is unknown or the order's email has been resent since."""
         index = self.get(f"sesmsg#{message_id}")
         if index is None:
             return False
@@ -443,11 +425,11 @@ class OrderStore:
 
     def mark_bounced(self, message_id: str, recipient: str, when: float) -> bool:
         """SES reported a permanent bounce of `message_id`: that email becomes `bounced`."""
-        return self._mark_problem(message_id, "bounced", when)
+        return self._mark_email(message_id, "bounced", when)
 
     def mark_complained(self, message_id: str, recipient: str, when: float) -> bool:
         """The recipient of `message_id` complained: that email becomes `complained`."""
-        return self._mark_problem(message_id, "complained", when)
+        return self._mark_email(message_id, "complained", when)
 
     def mark_problem(self, message_id: str, recipient: str, status: str, when: float) -> bool:
         """feedback.ProblemSink: `status` is "bounced" or "complained"."""
