@@ -90,6 +90,8 @@ def test_back_office_sign_in_search_confirm_export(shop: Any, stack: Any) -> Non
     assert "status_confirmed" in page.inner_text("#d-emails")
 
     page.click("[data-tab='export']")
+    page.fill("#export-from", day)  # the export covers orders by their (delivery) day
+    page.fill("#export-to", day)
     with page.expect_download() as info:
         page.click("#export-form button")
     path = info.value.path()
