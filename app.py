@@ -40,6 +40,11 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in (_request().headers or {}).items()}
 
 
+def _raw_body() -> bytes:
+    raw = _request().raw_body or b""
+    return raw if isinstance(raw, bytes) else str(raw).encode()
+
+
 def _remaining_ms() -> float | None:
     """What is left of this invocation (Lambda's context; chalice local has one too)."""
     remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
@@ -101,7 +106,7 @@ def post_order() -> Response:
         return _internal_error("edge", e)
     identity = (req.context or {}).get("identity") or {}
     incoming = checkout.IncomingOrder(
-        raw_body=raw if isinstance(raw := req.raw_body or b"", bytes) else str(raw).encode(),
+        raw_body=_raw_body(),
         content_type=headers.get("content-type", ""),
         idempotency_key=headers.get("idempotency-key"),
         source_ip=identity.get("sourceIp"),
@@ -165,9 +170,7 @@ def post_order_action(token: str) -> Response:
     from chalicelib import fulfilment
     from chalicelib.services import services
 
-    req = _request()
-    raw = req.raw_body or b""
-    body = raw if isinstance(raw, bytes) else str(raw).encode()
+    body = _raw_body()
     ctype = _headers().get("content-type", "")
     return _html(fulfilment.safely(lambda: services().fulfilment.do_action(token, body, ctype)))
 
@@ -184,197 +187,111 @@ def get_order_status(token: str) -> Response:
 
 
 # === issue 15: the back office (/api/admin/...) ==============================================
-# Sign-in by magic link (chalicelib/adminauth.py), then the session cookie `admin_session`;
-# every other admin route needs it (401), state-changing ones also `X-Requested-With: admin`
-# (403). The work is in chalicelib/admin.py; docs/backoffice.md has the decisions.
+# The HTTP side is chalicelib/adminhttp.py, the use cases chalicelib/admin.py.
 
 
-def _body() -> bytes:
-    raw = _request().raw_body or b""
-    return raw if isinstance(raw, bytes) else str(raw).encode()
+def _admin_request() -> Any:
+    from chalicelib.adminhttp import Incoming
 
-
-def _now() -> int:
-    from chalicelib import clock
-
-    return int(clock.now().timestamp())
-
-
-def _admin_call(fn: Any, mutating: bool = False) -> Response:
-    """Run one signed-in admin use case: `fn(admin, session, now)` -> (status, body)."""
-    from chalicelib.ddb import StoreUnavailable
-    from chalicelib.services import services
-
-    try:
-        _edge()
-        svc = services()
-        now = _now()
-        session = svc.admin_auth.session(_headers(), now, mutating)
-        result = fn(svc.admin, session, now)
-    except ApiError as e:
-        return _error(e)
-    except StoreUnavailable as e:
-        log("admin_failed", "error", reason="store_unavailable", detail=str(e)[:200])
-        from chalicelib.errors import service_unavailable
-
-        return _error(service_unavailable(5, "store"))
-    except Exception as e:  # noqa: BLE001 - never a stack trace
-        return _internal_error("admin", e)
-    if isinstance(result, Response):
-        return result
-    status, body = result
-    return _json(status, body)
-
-
-def _admin_json() -> dict[str, Any]:
-    from chalicelib.admin import parse_json
-
-    return parse_json(_body(), _headers().get("content-type", ""))
-
-
-def _params() -> dict[str, str]:
-    return dict(_request().query_params or {})
+    req = _request()
+    return Incoming(
+        headers=_headers(),
+        body=_raw_body(),
+        params=dict(req.query_params or {}),
+        source_ip=((req.context or {}).get("identity") or {}).get("sourceIp"),
+    )
 
 
 @app.route("/admin/login", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_login() -> Response:
-    from chalicelib.ddb import StoreUnavailable
-    from chalicelib.guard import client_ip
-    from chalicelib.mail import SendError
-    from chalicelib.services import services
+    from chalicelib import adminhttp
 
-    req = _request()
-    try:
-        trusted = _edge()
-        ip = client_ip(_headers(), ((req.context or {}).get("identity") or {}).get("sourceIp"),
-                       trusted)  # fmt: skip
-        services().admin_auth.request_link(_body(), _headers().get("content-type", ""), ip, _now())
-    except ApiError as e:
-        return _error(e)
-    except (StoreUnavailable, SendError) as e:
-        log("admin_login", "error", outcome="failed", error=type(e).__name__)
-        from chalicelib.errors import service_unavailable
-
-        return _error(service_unavailable(5, "store"))
-    except Exception as e:  # noqa: BLE001
-        return _internal_error("admin_login", e)
-    message = "If this address may sign in, a sign-in link is on its way. It works for 15 minutes."
-    return _json(202, {"status": "accepted", "message": message})
-
-
-def _signin_page(ok: bool) -> Response:
-    from chalicelib.adminauth import signin_page
-    from chalicelib.fulfilment import HTML_HEADERS
-    from chalicelib.settings import load
-
-    status, html = signin_page(ok, load().shop_name)
-    return Response(body=html, status_code=status, headers=dict(HTML_HEADERS))
+    return adminhttp.login(_admin_request())
 
 
 @app.route("/admin/login/{token}", methods=["GET"], cors=False)
 def admin_link_page(token: str) -> Response:
-    """What the link opens (mail scanners too): a button; the token is not used up."""
-    from chalicelib.services import services
+    from chalicelib import adminhttp
 
-    try:
-        ok = services().admin_auth.check_link(token, _now()) is not None
-    except Exception as e:  # noqa: BLE001
-        log("unhandled_error", "error", where="admin_link_page", error=type(e).__name__)
-        ok = False
-    return _signin_page(ok)
+    return adminhttp.link_page(token)
 
 
 @app.route("/admin/login/{token}", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_link_use(token: str) -> Response:
-    """The button: use the token once, set the session cookie, on to the back office."""
-    from chalicelib.services import services
+    from chalicelib import adminhttp
 
-    try:
-        _edge()
-        cookie = services().admin_auth.use_link(token, _now())
-    except ApiError as e:
-        if e.status == 401:
-            return _signin_page(False)
-        return _error(e)
-    except Exception as e:  # noqa: BLE001 - e.g. DynamoDB down: a page, no stack trace
-        log("unhandled_error", "error", where="admin_link_use", error=type(e).__name__)
-        return _signin_page(False)
-    # a page, not a redirect: the local dev server's proxy follows redirects itself (and
-    # would drop the cookie); the page goes on to /admin.html by itself (meta refresh)
-    from chalicelib.adminauth import signed_in_page
-    from chalicelib.fulfilment import HTML_HEADERS
-    from chalicelib.settings import load
-
-    status, html = signed_in_page(load().shop_name)
-    return Response(body=html, status_code=status, headers={**HTML_HEADERS, "Set-Cookie": cookie})
+    return adminhttp.link_use(_admin_request(), token)
 
 
 @app.route("/admin/session", methods=["GET"], cors=False)
 def admin_session() -> Response:
-    from chalicelib.obs import mask_email
+    from chalicelib import adminhttp
 
-    return _admin_call(lambda a, s, now: (200, {"who": mask_email(s.who)}))
+    return adminhttp.session(_admin_request())
 
 
 @app.route("/admin/logout", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_logout() -> Response:
-    from chalicelib.adminauth import audit, clear_cookie
-    from chalicelib.settings import load
+    from chalicelib import adminhttp
 
-    def run(a: Any, s: Any, now: int) -> Response:
-        audit(s, "sign_out")
-        r = _json(200, {"status": "signed_out"})
-        r.headers["Set-Cookie"] = clear_cookie(not load().is_local)
-        return r
-
-    return _admin_call(run, mutating=True)
+    return adminhttp.logout(_admin_request())
 
 
 @app.route("/admin/orders", methods=["GET"], cors=False)
 def admin_orders() -> Response:
-    return _admin_call(lambda a, s, now: (200, a.list_orders(_params(), now)))
+    from chalicelib import adminhttp
+
+    return adminhttp.orders(_admin_request())
 
 
 @app.route("/admin/orders.csv", methods=["GET"], cors=False)
 def admin_orders_csv() -> Response:
-    def run(a: Any, s: Any, now: int) -> Response:
-        text, headers = a.export_csv(s, _params(), now)
-        return Response(body=text, status_code=200, headers=headers)
+    from chalicelib import adminhttp
 
-    return _admin_call(run)
+    return adminhttp.orders_csv(_admin_request())
 
 
 @app.route("/admin/orders/{order_id}", methods=["GET"], cors=False)
 def admin_order(order_id: str) -> Response:
-    return _admin_call(lambda a, s, now: (200, a.detail(order_id)))
+    from chalicelib import adminhttp
+
+    return adminhttp.order(_admin_request(), order_id)
 
 
 @app.route("/admin/orders/{order_id}/actions", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_order_action(order_id: str) -> Response:
-    return _admin_call(lambda a, s, now: (200, a.act(s, order_id, _admin_json(), now)), True)
+    from chalicelib import adminhttp
+
+    return adminhttp.order_action(_admin_request(), order_id)
 
 
 @app.route("/admin/email-health", methods=["GET"], cors=False)
 def admin_email_health() -> Response:
-    return _admin_call(lambda a, s, now: (200, a.email_health(now)))
+    from chalicelib import adminhttp
+
+    return adminhttp.email_health(_admin_request())
 
 
 @app.route("/admin/suppression/remove", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_unsuppress() -> Response:
-    return _admin_call(lambda a, s, now: (200, a.unsuppress(s, _admin_json(), now)), True)
+    from chalicelib import adminhttp
+
+    return adminhttp.unsuppress(_admin_request())
 
 
 @app.route("/admin/erase", methods=["POST"], content_types=["*/*"], cors=False)
 def admin_erase() -> Response:
-    return _admin_call(lambda a, s, now: (200, a.erase_customer(s, _admin_json(), now)), True)
+    from chalicelib import adminhttp
+
+    return adminhttp.erase(_admin_request())
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS), name="sweep_retention")
 def sweep_retention(event: Any) -> dict[str, int]:
     """Personal data out of orders older than ORDER_RETENTION_DAYS (totals stay)."""
-    from chalicelib.services import services
+    from chalicelib import adminhttp
 
-    return services().admin.sweep_retention(_now())
+    return adminhttp.sweep_retention()
 
 
 # === end issue 15 ============================================================================

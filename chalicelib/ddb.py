@@ -72,6 +72,17 @@ def is_condition_failure(exc: BaseException) -> bool:
     return error_code(exc) == CONDITION_FAILED
 
 
+def update_if(client: Any, **kwargs: Any) -> bool:
+    """A conditional UpdateItem: True when applied, False when its condition failed."""
+    try:
+        call(client, "update_item", **kwargs)
+    except Exception as e:
+        if is_condition_failure(e):
+            return False
+        raise
+    return True
+
+
 def cancellation_reasons(exc: BaseException) -> list[dict[str, Any]]:
     """For a cancelled transaction: one {"Code", "Item"?} per transact item, in order
     ("None" where that item was fine). Empty for any other error."""

@@ -14,12 +14,11 @@ clear 422 from the order's own transaction, and CloudFront caches the catalog as
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from chalicelib import ddb
+from chalicelib import clock, ddb
 from chalicelib.obs import log
 
 
@@ -53,11 +52,6 @@ _cache_lock = threading.Lock()
 _CACHE_MAX = 64  # distinct (endpoint, table, days) keys: a few per day at most
 
 
-def _now() -> float:
-    """The cache's clock (monotonic; tests patch it)."""
-    return time.monotonic()
-
-
 def clear_cache() -> None:
     """Forget the catalog's cached counts (tests that reset the store)."""
     with _cache_lock:
@@ -72,7 +66,7 @@ def cached_taken(svc: Any, days: list[date]) -> dict[str, int]:
     if ttl <= 0:
         return read_taken(svc.dynamodb, s.orders_table, days)
     key = (s.aws_endpoint_url, s.orders_table, tuple(days))
-    now = _now()
+    now = clock.now().timestamp()  # the app's one clock
     hit = _cache.get(key)
     if hit is not None and 0 <= now - hit[0] < ttl:
         return hit[1]

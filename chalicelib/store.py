@@ -308,22 +308,15 @@ class OrderStore:
                 f"(#e.{r}.#s IN ({final}) OR (#e.{r}.#s = :failed AND #e.{r}.retryable = :no))"
             )
         cond = " AND ".join(conds)
-        try:
-            ddb.call(
-                self.ddb,
-                "update_item",
-                TableName=self.table,
-                Key={"pk": {"S": f"order#{order_id}"}},
-                UpdateExpression="REMOVE outbox, due_at",
-                ConditionExpression=f"attribute_exists(pk) AND {cond}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=ddb.dump(values),
-            )
-            return True
-        except Exception as e:
-            if ddb.is_condition_failure(e):
-                return False
-            raise
+        return ddb.update_if(
+            self.ddb,
+            TableName=self.table,
+            Key={"pk": {"S": f"order#{order_id}"}},
+            UpdateExpression="REMOVE outbox, due_at",
+            ConditionExpression=f"attribute_exists(pk) AND {cond}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=ddb.dump(values),
+        )
 
     def outbox_due(self, now: int, limit: int = 100) -> list[str]:
         """Order ids whose emails are not all final and whose due time has passed."""
@@ -358,22 +351,15 @@ class OrderStore:
             cond += " AND #e.#r.#l = :old"
         else:
             cond += " AND attribute_not_exists(#e.#r.#l)"
-        try:
-            ddb.call(
-                self.ddb,
-                "update_item",
-                TableName=self.table,
-                Key={"pk": {"S": f"order#{order_id}"}},
-                UpdateExpression="SET #e.#r.#s = :sending, #e.#r.#l = :until",
-                ConditionExpression=cond,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=ddb.dump(values),
-            )
-        except Exception as e:
-            if ddb.is_condition_failure(e):
-                return False
-            raise
-        return True
+        return ddb.update_if(
+            self.ddb,
+            TableName=self.table,
+            Key={"pk": {"S": f"order#{order_id}"}},
+            UpdateExpression="SET #e.#r.#s = :sending, #e.#r.#l = :until",
+            ConditionExpression=cond,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=ddb.dump(values),
+        )
 
     # --- SES feedback -------------------------------------------------------------------
     def find_by_message_id(self, message_id: str) -> dict[str, Any] | None:
@@ -404,24 +390,15 @@ class OrderStore:
         index = self.get(f"sesmsg#{message_id}")
         if index is None:
             return False
-        try:
-            ddb.call(
-                self.ddb,
-                "update_item",
-                TableName=self.table,
-                Key={"pk": {"S": f"order#{index['order_id']}"}},
-                UpdateExpression=f"SET #e.#r.#s = :st, #e.#r.{status}_at = :w",
-                ConditionExpression="#e.#r.message_id = :m",
-                ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
-                ExpressionAttributeValues=ddb.dump(
-                    {":st": status, ":w": int(when), ":m": message_id}
-                ),
-            )
-        except Exception as e:
-            if ddb.is_condition_failure(e):
-                return False
-            raise
-        return True
+        return ddb.update_if(
+            self.ddb,
+            TableName=self.table,
+            Key={"pk": {"S": f"order#{index['order_id']}"}},
+            UpdateExpression=f"SET #e.#r.#s = :st, #e.#r.{status}_at = :w",
+            ConditionExpression="#e.#r.message_id = :m",
+            ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
+            ExpressionAttributeValues=ddb.dump({":st": status, ":w": int(when), ":m": message_id}),
+        )
 
     def mark_bounced(self, message_id: str, recipient: str, when: float) -> bool:
         """SES reported a permanent bounce of `message_id`: that email becomes `bounced`."""
@@ -488,30 +465,23 @@ class OrderStore:
         roles = [r for r, st in (order.get("emails") or {}).items() if isinstance(st, dict)]
         names = {f"#r{i}": role for i, role in enumerate(roles)}
         reasons = "".join(f", emails.#r{i}.reason" for i in range(len(roles)))
-        try:
-            ddb.call(
-                self.ddb,
-                "update_item",
-                TableName=self.table,
-                Key={"pk": {"S": f"order#{order_id}"}},
-                UpdateExpression=(
-                    "SET customer = :c, shipping = :s, history = :h, pii_erased_at = :now, "
-                    f"pii_erased_why = :why REMOVE email_key{reasons}"
-                ),
-                ConditionExpression="attribute_exists(pk)",
-                **({"ExpressionAttributeNames": names} if names else {}),
-                ExpressionAttributeValues=ddb.dump(
-                    {
-                        ":c": {"name": "", "email": "", "phone": ""},
-                        ":s": {"line1": "", "line2": "", "city": "", "state": "", "zip": ""},
-                        ":h": history,
-                        ":now": now,
-                        ":why": why,
-                    }
-                ),
-            )
-        except Exception as e:
-            if ddb.is_condition_failure(e):
-                return False
-            raise
-        return True
+        return ddb.update_if(
+            self.ddb,
+            TableName=self.table,
+            Key={"pk": {"S": f"order#{order_id}"}},
+            UpdateExpression=(
+                "SET customer = :c, shipping = :s, history = :h, pii_erased_at = :now, "
+                f"pii_erased_why = :why REMOVE email_key{reasons}"
+            ),
+            ConditionExpression="attribute_exists(pk)",
+            **({"ExpressionAttributeNames": names} if names else {}),
+            ExpressionAttributeValues=ddb.dump(
+                {
+                    ":c": {"name": "", "email": "", "phone": ""},
+                    ":s": {"line1": "", "line2": "", "city": "", "state": "", "zip": ""},
+                    ":h": history,
+                    ":now": now,
+                    ":why": why,
+                }
+            ),
+        )

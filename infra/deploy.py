@@ -484,28 +484,19 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
         print(f"wrote {turnstile}")
     else:
         print(f"kept {turnstile}")
-    link = link_secret_param(args.stage)
-    if not exists(link):  # rotating it expires every link already mailed
-        ssm.put_parameter(
-            Name=link,
-            Value=secrets.token_urlsafe(48),
-            Type="SecureString",
-            Description="Key of the signed links in order emails",
-        )
-        print(f"wrote {link}")
-    else:
-        print(f"kept {link}")
-    admin = admin_secret_param(args.stage)
-    if not exists(admin):  # rotating it signs every merchant out
-        ssm.put_parameter(
-            Name=admin,
-            Value=secrets.token_urlsafe(48),
-            Type="SecureString",
-            Description="Key of the back office's sign-in links and sessions",
-        )
-        print(f"wrote {admin}")
-    else:
-        print(f"kept {admin}")
+    # random keys, created once: rotating the link key expires every link already mailed,
+    # rotating the admin key signs every merchant out
+    for name, what in (
+        (link_secret_param(args.stage), "Key of the signed links in order emails"),
+        (admin_secret_param(args.stage), "Key of the back office's sign-in links and sessions"),
+    ):
+        if not exists(name):
+            ssm.put_parameter(
+                Name=name, Value=secrets.token_urlsafe(48), Type="SecureString", Description=what
+            )
+            print(f"wrote {name}")
+        else:
+            print(f"kept {name}")
     return 0
 
 

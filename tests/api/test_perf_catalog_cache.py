@@ -1,13 +1,15 @@
 """GET /catalog reuses the delivery days' slot counts for `SLOTS_CACHE_SECONDS` (issue 11).
 
 Counted with a botocore `before-call` hook on the app's DynamoDB client (as
-tests/infra/test_iam_calls.py does); only the cache's clock is mocked.
+tests/infra/test_iam_calls.py does); only the clock is mocked.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -19,17 +21,17 @@ from chalicelib.services import services
 
 class Clock:
     def __init__(self) -> None:
-        self.t = 1000.0
+        self.t = time.time()
 
-    def __call__(self) -> float:
-        return self.t
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.t, UTC)
 
 
 @pytest.fixture()
 def clock() -> Iterator[Clock]:
     c = Clock()
     slots.clear_cache()
-    with mock.patch.object(slots, "_now", c):
+    with mock.patch("chalicelib.clock.now", c):
         yield c
     slots.clear_cache()
 

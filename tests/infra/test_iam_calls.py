@@ -201,27 +201,6 @@ def cloud_app(
         c.__exit__(None, None, None)
 
 
-def _sns_event(message: dict[str, Any]) -> dict[str, Any]:
-    topic = os.environ["SES_FEEDBACK_TOPIC_ARN"]
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "Sns": {
-                    "Type": "Notification",
-                    "MessageId": "iam-test-1",
-                    "TopicArn": topic,
-                    "Subject": None,
-                    "Message": json.dumps(message),
-                    "Timestamp": "2026-11-20T14:03:13.001Z",
-                    "MessageAttributes": {},
-                },
-            }
-        ]
-    }
-
-
 def _edge_headers(**extra: str) -> dict[str, str]:
     return {**JSON, "X-Origin-Verify": SECRET, "CloudFront-Viewer-Address": "203.0.113.9:5"} | extra
 
@@ -330,7 +309,9 @@ def _admin_requests(c: Any, aws: Any, rec: Recorder, oid: str) -> None:
 
 
 def run_feedback(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
-    from tests.plugins.feedback import bounce_message, complaint_message
+    from tests.plugins.feedback import bounce_message, complaint_message, ses_event
+
+    topic = os.environ["SES_FEEDBACK_TOPIC_ARN"]
 
     c = make()
     # a real order first, so the delivery/bounce reference a real SES message id
@@ -352,7 +333,7 @@ def run_feedback(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.Mo
     ]
     for message in return_events:
         with rec.running("feedback"):
-            result = c.lambda_.invoke("handle_ses_feedback", _sns_event(message))
+            result = c.lambda_.invoke("handle_ses_feedback", ses_event(message, topic=topic))
         assert result.payload.get("error", 0) == 0, result.payload
     ddb = aws.client("dynamodb")
     table = stage_env()["SUPPRESSION_TABLE"]
