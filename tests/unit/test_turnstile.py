@@ -252,3 +252,17 @@ def test_server_speaks_json_and_http_control(siteverify: SiteverifyServer) -> No
     assert all(r.get("secret", "***") == "***" for r in logged)
     requests.post(base + "/_reset")
     assert requests.get(base + "/_requests").json() == []
+
+
+def test_proxy_settings_in_the_environment_are_not_used(
+    siteverify: SiteverifyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session ignores HTTP(S)_PROXY / netrc (trust_env off): a dead proxy in the
+    environment does not turn every order into `bot_check_unavailable`."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "")
+    client(siteverify).verify(DUMMY_TOKEN, None, None)
+    assert len(siteverify.requests()) == 1
