@@ -79,7 +79,7 @@ class TurnstileClient:
 
     @cached_property
     def _session(self) -> Any:
-        import requests
+        requests = _import_requests()
         from requests.adapters import HTTPAdapter
 
         session = requests.Session()
@@ -144,7 +144,7 @@ class TurnstileClient:
         )
 
     def _post(self, form: dict[str, str]) -> dict[str, Any]:
-        import requests
+        requests = _import_requests()
 
         try:
             resp = self._http().post(
@@ -193,6 +193,17 @@ class TurnstileClient:
             ms=_ms(started),
         )
         raise BotCheckUnavailable(reason)
+
+
+def _import_requests() -> Any:
+    """`requests`, without its one-line warning when no charset detector is installed (the
+    Lambda package leaves charset_normalizer out: infra/lambdazip.py; we only read JSON)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+        import requests
+    return requests
 
 
 def _ms(started: float) -> float:

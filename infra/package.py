@@ -25,6 +25,10 @@ saved as template.json:
    one source of the site's headers; the dev server sends the same ones).
 4. The REST API gets its GatewayResponses (API Gateway's own errors: unknown route,
    throttling, WAF block, 4XX/5XX defaults) in the app's JSON error shape, with nosniff.
+5. deployment.zip gets the bytecode of app.py and chalicelib when this interpreter is the
+   functions' runtime (Lambda can't write `__pycache__`, so otherwise every cold start
+   compiles our code), and loses charset_normalizer, which requests never uses here
+   (infra/lambdazip.py).
 
 Works offline as long as requirements.txt needs no download (pip may fetch arm64 wheels
 from PyPI for runtime dependencies; Chalice caches the zip in .chalice/deployments).
@@ -41,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python infra/package.py`
+    sys.path.insert(0, str(ROOT))
 MERGE_TEMPLATE = ROOT / "infra" / "resources.yaml"
 SECURITY_HEADERS = ROOT / "infra" / "security_headers.json"
 CLOUD_STAGES = ("dev", "prod")
@@ -223,6 +229,33 @@ def apply_gateway_responses(template: dict[str, Any]) -> None:
     api["Properties"]["GatewayResponses"] = gateway_responses()
 
 
+def function_runtime(template: dict[str, Any]) -> str:
+    """The one Python runtime every function of the template runs (Chalice sets it per
+    function, from the interpreter that packaged it)."""
+    runtimes = {
+        str(res["Properties"].get("Runtime"))
+        for res in template.get("Resources", {}).values()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+    if len(runtimes) != 1:
+        raise RuntimeError(f"expected one runtime for every function, found {sorted(runtimes)}")
+    return runtimes.pop()
+
+
+def finish_zip(template: dict[str, Any], zip_path: Path) -> dict[str, list[str]]:
+    from infra.lambdazip import finish
+
+    runtime = function_runtime(template)
+    done = finish(zip_path, runtime)
+    if not done["added"]:
+        print(
+            f"note: no bytecode in {zip_path.name}: this is Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}, the functions run {runtime}",
+            file=sys.stderr,
+        )
+    return done
+
+
 def package(stage: str, out: Path, project_dir: Path = ROOT) -> Path:
     """Package `stage` into `out`; return the path of the final template.json."""
     if stage not in CLOUD_STAGES:
@@ -235,6 +268,7 @@ def package(stage: str, out: Path, project_dir: Path = ROOT) -> Path:
     link_feedback_topic(template, stage)
     apply_security_headers(template)
     apply_gateway_responses(template)
+    finish_zip(template, out / "deployment.zip")
     final = out / "template.json"
     final.write_text(json.dumps(template, indent=2) + "\n")
     generated.unlink()

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 
 from devstack.bootstrap import table_definitions
 from infra import deploy, package
+from infra.lambdazip import is_ours, pyc_name
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "prod")
@@ -37,6 +39,7 @@ TURNSTILE = "https://challenges.cloudflare.com"
 ALLOWED_LINT_WARNINGS: dict[str, str] = {}
 
 Template = dict[str, Any]
+IMPORTS_CHARSET_NORMALIZER = re.compile(rb"^\s*(from|import)\s+charset_normalizer\b", re.M)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -260,6 +263,34 @@ def test_sam_expansion_lints_clean_and_wires_events(expanded: Path) -> None:
 
 
 # --------------------------------------------------------------------------- stage plumbing
+def test_the_package_ships_the_bytecode_of_our_code_only(packaged: dict[str, Path]) -> None:
+    """Lambda can't write __pycache__: app.py and every chalicelib module come compiled."""
+    for stage, template in packaged.items():
+        with zipfile.ZipFile(template.parent / "deployment.zip") as z:
+            names = set(z.namelist())
+        ours = sorted(n for n in names if is_ours(n))
+        assert "app.py" in ours and "chalicelib/checkout.py" in ours, stage
+        assert [n for n in ours if pyc_name(n) not in names] == [], stage
+        pycs = {n for n in names if n.endswith(".pyc")}
+        assert pycs == {pyc_name(n) for n in ours}, stage  # none for the dependencies
+
+
+def test_the_package_leaves_out_charset_normalizer_which_only_requests_names(
+    packaged: dict[str, Path],
+) -> None:
+    for stage, template in packaged.items():
+        with zipfile.ZipFile(template.parent / "deployment.zip") as z:
+            names = z.namelist()
+            assert not [n for n in names if n.startswith("charset_normalizer")], stage
+            importing = {
+                n.split("/", 1)[0]
+                for n in names
+                if n.endswith(".py") and IMPORTS_CHARSET_NORMALIZER.search(z.read(n))
+            }
+        assert importing == {"requests"}, stage  # optional there (guarded imports)
+        assert "requests/__init__.py" in names, stage
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_parameter_is_pinned(templates: dict[str, Template], stage: str) -> None:
     p = templates[stage]["Parameters"]["Stage"]

@@ -266,3 +266,34 @@ def test_proxy_settings_in_the_environment_are_not_used(
         monkeypatch.setenv(name, "")
     client(siteverify).verify(DUMMY_TOKEN, None, None)
     assert len(siteverify.requests()) == 1
+
+
+def test_verification_works_without_a_charset_detector(siteverify: SiteverifyServer) -> None:
+    """The Lambda package leaves charset_normalizer out (infra/lambdazip.py): requests still
+    verifies a token, and prints no warning about the missing detector."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, warnings
+warnings.simplefilter("error")
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("charset_normalizer", "chardet"):
+            raise ImportError(name)
+        return None
+sys.meta_path.insert(0, Blocked())
+from chalicelib.turnstile import TurnstileClient
+TurnstileClient({PASS_SECRET!r}, {siteverify.url!r}, (), "order", 2.0).verify(
+    {DUMMY_TOKEN!r}, None, None)
+import requests
+assert requests.compat.chardet is None
+print("verified")
+"""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("verified")
+    assert "character detection" not in out.stderr
+    assert len(siteverify.requests()) == 1
