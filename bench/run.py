@@ -5,8 +5,11 @@
     python -m bench.run --quick              # small sample sizes (a smoke run)
 
 Every figure is compared with a baseline measured in the same run (bench/README.md says
-which). Exit status: 2 if a benchmark could not run; 1 if a target failed and --strict (or
-BENCH_STRICT=1) is given; else 0.
+which). Figures 2 (cpu) and 3 (cold) also run the first version's own benchmarks
+(bench/reference.py, commit c957984) right after ours, with the same sizes, and add "vs first
+version" rows (issue 11's targets as ratios); --no-ref skips that. Exit status: 2 if a
+benchmark could not run; 1 if a target failed and --strict (or BENCH_STRICT=1) is given; else
+0. A first version that cannot be measured gives "n/a" rows, not an error.
 """
 
 from __future__ import annotations
@@ -48,6 +51,49 @@ def _mb(n: float) -> str:
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+# Issue 11's targets as ratios to the first version (bench/reference.py), measured in the same
+# run: target / the first version's figure on the issue's machine (14 ms p50, 19 ms p99 handler
+# CPU per order; 356 ms first accepted order). (numerator, denominator) so the text shows it.
+REF_CPU_P50 = (5, 14)  # <= 5 ms p50
+REF_CPU_P99 = (8, 19)  # <= 8 ms p99
+REF_REPLAY = (2, 14)  # replay <= 2 ms, against the first version's order p50
+REF_COLD_ORDER = (250, 356)  # first accepted order <= 250 ms
+
+
+def _ref_result(r: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The first version's raw output in figure r, or None and why not."""
+    ref = r.get("reference")
+    if ref is None:
+        return None, "n/a (reference skipped: --no-ref)"
+    if "result" not in ref:
+        return None, f"n/a (reference unavailable: {ref.get('unavailable', '?')})"[:160]
+    return ref["result"], ""
+
+
+def _ref_row(
+    figure: str, measure: str, ours: float, ref: float | None, why: str, target: tuple[int, int]
+) -> Row:
+    """Ours / the first version's (both us or both ms), against target[0] / target[1]."""
+    num, den = target
+    goal = f"<= {num / den:.3f}x ({num}/{den} ms)"
+
+    def fmt(v: float) -> str:  # as the absolute rows show it: figure 2 in us, 3 in ms
+        return f"{v:,.0f} us" if figure.startswith("2") else f"{v:.0f} ms"
+
+    if ref is None:
+        return Row(figure, measure, fmt(ours), "n/a", "-", goal, why)
+    ratio = ours / ref
+    return Row(
+        figure,
+        measure,
+        fmt(ours),
+        f"{fmt(ref)} (first version)",
+        f"{ratio:.3f}x",
+        goal,
+        _verdict(ratio * den <= num),
+    )
 
 
 def rows_latency(r: dict[str, Any]) -> list[Row]:
@@ -97,6 +143,8 @@ def rows_latency(r: dict[str, Any]) -> list[Row]:
 def rows_cpu(r: dict[str, Any]) -> list[Row]:
     cpu, cat, rep = r["cpu_us"], r["catalog_cpu_us"], r["replay_cpu_us"]
     targets = {"p50": 5000, "p99": 8000}
+    ref, why = _ref_result(r)
+    ref_cpu = ref["cpu_us"] if ref else None
     rows = [
         Row(
             "2 handler CPU/order",
@@ -108,6 +156,17 @@ def rows_cpu(r: dict[str, Any]) -> list[Row]:
             _verdict(cpu[p] <= targets[p]),
         )
         for p in ("p50", "p99")
+    ]
+    rows += [
+        _ref_row(
+            "2 handler CPU/order",
+            f"{p} vs first version (n={r['orders']})",
+            cpu[p],
+            ref_cpu[p] if ref_cpu else None,
+            why,
+            target,
+        )
+        for p, target in (("p50", REF_CPU_P50), ("p99", REF_CPU_P99))
     ]
     rows.append(
         Row(
@@ -131,12 +190,23 @@ def rows_cpu(r: dict[str, Any]) -> list[Row]:
             _verdict(r["aws_calls_per_replay"] <= 1 and rep["p50"] <= 2000),
         )
     )
+    rows.append(
+        _ref_row(
+            "2 replay",
+            "CPU p50 vs first version's order p50",
+            rep["p50"],
+            ref_cpu["p50"] if ref_cpu else None,
+            why,
+            REF_REPLAY,
+        )
+    )
     return rows
 
 
 def rows_cold(r: dict[str, Any]) -> list[Row]:
     a, e = r["app"], r["empty"]
     n = f"median of {r['runs']}"
+    ref, why = _ref_result(r)
     return [
         Row(
             "3 cold start",
@@ -164,6 +234,14 @@ def rows_cold(r: dict[str, Any]) -> list[Row]:
             f"{a['first_order_ms'] / e['first_response_ms']:.1f}x",
             "<= 250 ms",
             _verdict(a["first_order_ms"] <= 250),
+        ),
+        _ref_row(
+            "3 cold start",
+            f"first accepted order vs first version ({n})",
+            a["first_order_ms"],
+            ref["app"]["first_order_ms"] if ref else None,
+            why,
+            REF_COLD_ORDER,
         ),
         Row(
             "3 cold start",
@@ -304,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--orders", type=int, default=100, help="latency: orders per variant")
     p.add_argument("--cpu-orders", type=int, default=300)
     p.add_argument("--cold-runs", type=int, default=15)
+    p.add_argument(
+        "--no-ref",
+        action="store_true",
+        help="cpu/cold: don't run the first version's benchmarks (its rows say n/a)",
+    )
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     p.add_argument("--strict", action="store_true", default=os.environ.get("BENCH_STRICT") == "1")
     p.add_argument(
@@ -317,12 +400,33 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown figure(s): {sorted(unknown)}")
 
-    from bench import coldstart, cpu, dnscache, latency, package, pageweight
+    from bench import coldstart, cpu, dnscache, latency, package, pageweight, reference
+
+    def with_ref(
+        ours: Callable[[], dict[str, Any]], ref: Callable[[], dict[str, Any]]
+    ) -> Callable[[], dict[str, Any]]:
+        """Ours, then (same sizes, back to back) the first version's raw output under
+        "reference"; reference.* never raises (it answers {"unavailable": why})."""
+
+        def both() -> dict[str, Any]:
+            out = ours()
+            if not a.no_ref:
+                print("[bench]   ... the first version (bench/reference.py)", file=sys.stderr)
+                out["reference"] = ref()
+            return out
+
+        return both
 
     plan: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "latency": (lambda: latency.run(a.orders), rows_latency),
-        "cpu": (lambda: cpu.run(a.cpu_orders), rows_cpu),
-        "cold": (lambda: coldstart.run(a.cold_runs), rows_cold),
+        "cpu": (
+            with_ref(lambda: cpu.run(a.cpu_orders), lambda: reference.cpu(a.cpu_orders)),
+            rows_cpu,
+        ),
+        "cold": (
+            with_ref(lambda: coldstart.run(a.cold_runs), lambda: reference.cold(a.cold_runs)),
+            rows_cold,
+        ),
         "package": (package.run, rows_package),
         "dns": (dnscache.run, rows_dns),
         "page": (pageweight.run, rows_page),
