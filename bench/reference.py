@@ -103,7 +103,9 @@ def tree() -> Path:
 
 def _run_child(kind: str, n: int, timeout: float) -> dict[str, Any]:
     root = tree()
-    env = {**os.environ, "PYTHONPATH": str(root)}  # its modules, never ours
+    # its modules, never ours; compiled from source on every run, as it shipped (Chalice's zip
+    # had no bytecode) and as our "sources only" row: no run leaves __pycache__ for the next
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONSTARTUP", None)
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
         out = Path(tmp) / "result.json"
