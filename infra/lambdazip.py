@@ -14,6 +14,12 @@ adds `__pycache__/<module>.cpython-3XX.pyc` next to each of *our* sources:
 - only for app.py and chalicelib/: the dependencies' bytecode would double the package
   (4.3 MB more; figure 4 keeps the package under 5 MB unzipped).
 
+**Mail templates, compiled.** chalicelib/mail.py loads its templates from
+`chalicelib/templates/_compiled/` when that exists (only here: generated from the zip's own
+templates with the app's own environment, `mail.compile_templates`), so a cold start imports
+four small modules instead of compiling four templates (~80 ms). Only when the build's Jinja2
+is the package's (the generated code calls Jinja2's runtime).
+
 **Dropped: charset_normalizer** (0.93 MB unzipped, ~60 ms of import at a cold start). pip
 installs it because `requests` lists it, but requests only uses it to guess the encoding
 of a response that declares none (`Response.apparent_encoding`, which falls back to UTF-8
@@ -28,6 +34,7 @@ checks the real package).
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 import tempfile
@@ -37,6 +44,10 @@ from pathlib import Path, PurePosixPath
 LAMBDA_ROOT = "/var/task"
 OURS = ("app.py", "chalicelib/")
 DROPPED = ("charset_normalizer",)  # top-level packages left out (with their dist-info)
+
+
+TEMPLATES = "chalicelib/templates/"
+COMPILED = "chalicelib/templates/_compiled/"
 
 
 def is_dropped(name: str) -> bool:
@@ -88,13 +99,21 @@ def finish(zip_path: Path, runtime: str) -> dict[str, list[str]]:
             zipfile.ZipFile(zip_path) as src,
             zipfile.ZipFile(tmp_path, "w", zipfile.ZIP_DEFLATED) as dst,
         ):
-            names = set(src.namelist())
-            for info in src.infolist():
+            entries = [
+                (info, src.read(info))
+                for info in src.infolist()
+                if not info.filename.startswith(COMPILED)  # regenerated below
+            ]
+            if compile_ours:
+                entries += compiled_templates(src)
+            names = {info.filename for info, _ in entries}
+            for info, data in entries:
                 if is_dropped(info.filename):
                     dropped.append(info.filename)
                     continue
-                data = src.read(info)
                 dst.writestr(info, data)
+                if info.filename.startswith(COMPILED):
+                    added.append(info.filename)
                 target = pyc_name(info.filename) if is_ours(info.filename) else ""
                 if compile_ours and target and target not in names:
                     pyc = zipfile.ZipInfo(target, date_time=info.date_time)
@@ -109,10 +128,56 @@ def finish(zip_path: Path, runtime: str) -> dict[str, list[str]]:
     return {"added": added, "dropped": dropped}
 
 
+def packaged_jinja_version(src: zipfile.ZipFile) -> str | None:
+    try:
+        text = src.read("jinja2/__init__.py").decode()
+    except KeyError:
+        return None
+    m = re.search(r"^__version__ = [\"']([^\"']+)[\"']", text, re.M)
+    return m.group(1) if m else None
+
+
+def compiled_templates(src: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, bytes]]:
+    """The zip's mail templates compiled by the app's environment, as zip entries under
+    COMPILED ([] when the zip has no templates or another Jinja2 than this build's)."""
+    import jinja2
+
+    from chalicelib.mail import compile_templates
+
+    sources = [
+        i
+        for i in src.infolist()
+        if i.filename.startswith(TEMPLATES)
+        and not i.filename.startswith(COMPILED)
+        and not i.is_dir()
+    ]
+    if not sources or packaged_jinja_version(src) != jinja2.__version__:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        for info in sources:
+            path = Path(tmp, "src", info.filename.removeprefix(TEMPLATES))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(src.read(info))
+        out = []
+        for path in compile_templates(Path(tmp, "src"), Path(tmp, "out")):
+            info = zipfile.ZipInfo(COMPILED + path.name, date_time=sources[0].date_time)
+            info.external_attr = sources[0].external_attr
+            info.compress_type = zipfile.ZIP_DEFLATED
+            out.append((info, path.read_bytes()))
+        return out
+
+
 def compile_tree(root: Path) -> list[Path]:
     """The same bytecode for a copy of the app on disk (the cold-start benchmark's copy of what
-    the package holds): app.py and chalicelib/**.py under `root`; returns the pycs written."""
+    the package holds): the mail templates, then app.py and chalicelib/**.py under `root`;
+    returns the files written."""
+    from chalicelib.mail import compile_templates
+
     written = []
+    templates = root / TEMPLATES
+    if templates.is_dir():
+        shutil.rmtree(root / COMPILED, ignore_errors=True)
+        written += compile_templates(templates, root / COMPILED)
     for path in sorted(root.rglob("*.py")):
         name = path.relative_to(root).as_posix()
         if not is_ours(name):

@@ -273,6 +273,15 @@ def test_the_package_ships_the_bytecode_of_our_code_only(packaged: dict[str, Pat
         assert [n for n in ours if pyc_name(n) not in names] == [], stage
         pycs = {n for n in names if n.endswith(".pyc")}
         assert pycs == {pyc_name(n) for n in ours}, stage  # none for the dependencies
+        mail_sources = {
+            n
+            for n in names
+            if n.startswith("chalicelib/templates/")
+            and not n.startswith(("chalicelib/templates/pages/", "chalicelib/templates/_compiled/"))
+            and not n.endswith("/")
+        }
+        compiled = [n for n in ours if n.startswith("chalicelib/templates/_compiled/tmpl_")]
+        assert mail_sources and len(compiled) == len(mail_sources), stage
 
 
 def test_the_package_leaves_out_charset_normalizer_which_only_requests_names(
