@@ -196,8 +196,8 @@ class Servers:
         bootstrap(self.moto_url, {**os.environ, **self.env})
 
     def reset_moto(self) -> None:
-        """Empty every moto table (moto's TransactWriteItems deep-copies the whole table, so a
-        growing table slows every order down; real DynamoDB does not)."""
+        """Empty every moto table (moto answers a Query by walking every item of the table, so
+        a growing table slows every order down; real DynamoDB does not)."""
         req = urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST", data=b"")
         urllib.request.urlopen(req, timeout=30).read()
         self.bootstrap()

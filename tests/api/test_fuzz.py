@@ -468,9 +468,9 @@ class MailCounter:
 class Fuzz:
     """Sends requests and checks the per-request properties; remembers what was accepted.
 
-    moto's TransactWriteItems deep-copies the whole table (O(table size) per call), so a long
-    run against one table gets quadratically slower: every RESET_EVERY accepted orders the
-    moto state is checked (`settle`) and then reset, starting a new epoch.
+    moto answers queries by walking the whole table (O(table size) per call), so a long run
+    against one table gets quadratically slower: every RESET_EVERY accepted orders the moto
+    state is checked (`settle`) and then reset, starting a new epoch.
     """
 
     RESET_EVERY = 40
