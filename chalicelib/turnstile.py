@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, NoReturn
 
 from chalicelib.obs import log
@@ -195,9 +195,11 @@ class TurnstileClient:
         raise BotCheckUnavailable(reason)
 
 
+@cache
 def _import_requests() -> Any:
     """`requests`, without its one-line warning when no charset detector is installed (the
-    Lambda package leaves charset_normalizer out: infra/lambdazip.py; we only read JSON)."""
+    Lambda package leaves charset_normalizer out: infra/lambdazip.py; we only read JSON).
+    Once per process: catch_warnings swaps the process-wide filters."""
     import warnings
 
     with warnings.catch_warnings():
