@@ -14,13 +14,15 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
+from chalicelib.ids import is_order_id
 from chalicelib.obs import log, mask_email, metric
+from chalicelib.store import TAG_EMAIL, TAG_ORDER
 from chalicelib.suppression import SuppressionStore
 
-DeliverySink = Callable[[str, str, float], bool]
+DeliverySink = Callable[..., bool]  # (message_id, recipient, when, **message_ref) -> matched
 """(ses_message_id, recipient, when_epoch) -> True if it matched an order email."""
 
-ProblemSink = Callable[[str, str, str, float], bool]
+ProblemSink = Callable[..., bool]  # (message_id, recipient, status, when, **message_ref)
 """(ses_message_id, recipient, "bounced" | "complained", when_epoch) -> True if it matched an
 order email (records a permanent bounce / a complaint on that message, issue 15)."""
 
@@ -368,7 +370,7 @@ def _delivery(
             continue
         counts["delivery"] += 1
         try:
-            matched = bool(on_delivery(mail_id, address, when))
+            matched = bool(on_delivery(mail_id, address, when, **message_ref(message)))
         except Exception as exc:  # noqa: BLE001 - the sink failing must not lose other recipients
             counts["error"] += 1
             log(
@@ -412,7 +414,7 @@ def _problem(
         address = _address(entry.get("emailAddress") if isinstance(entry, dict) else None)
         if address is None:
             continue
-        matched = bool(on_problem(mail_id, address, status, when))
+        matched = bool(on_problem(mail_id, address, status, when, **message_ref(message)))
         log("feedback_decision", action=f"record_{status}", matched=matched,
             email=mask_email(address), **ctx)  # fmt: skip
 
@@ -432,6 +434,35 @@ def _list(obj: dict[str, Any], name: str) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise _MalformedError(f"{name} missing or empty")
     return value
+
+
+def message_ref(message: dict[str, Any]) -> dict[str, str]:
+    """The order and email a notification is about, from the SES tags we send every email
+    with (`mail.tags`: name -> [values]): {"order_id": ..., "role": ...}, or {} when the
+    message has none or they don't look like ours (then the message-id index is asked)."""
+    mail = message.get("mail")
+    tags = mail.get("tags") if isinstance(mail, dict) else None
+    if not isinstance(tags, dict):
+        return {}
+
+    def one(name: str) -> str:
+        values = tags.get(name)
+        value = values[0] if isinstance(values, list) and len(values) == 1 else None
+        return value if isinstance(value, str) else ""
+
+    order_id, role = one(TAG_ORDER), one(TAG_EMAIL)
+    if not is_order_id(order_id) or not _is_role(role):
+        return {}
+    return {"order_id": order_id, "role": role}
+
+
+def _is_role(role: str) -> bool:
+    if role in ("merchant", "customer"):
+        return True
+    rest = role.removeprefix("status_")
+    return (
+        rest != role and 0 < len(rest) <= 40 and rest.replace("_", "").isalpha() and rest.islower()
+    )
 
 
 def _mail_id(message: dict[str, Any]) -> str:

@@ -41,6 +41,9 @@ class Email:
     text: str
     html: str
     also_to: tuple[str, ...] = ()  # more recipients of the same message (merchant addresses)
+    # SES message tags: SES returns them in every event it publishes about the message
+    # (feedback finds the order and email from them: no message-id index row to write)
+    tags: tuple[tuple[str, str], ...] = ()
 
     def addressed_to(self, addresses: list[str]) -> Email:
         """The same message to `addresses` (each checked for header injection)."""
@@ -205,6 +208,8 @@ class Mailer:
         }
         if self.configuration_set:
             kwargs["ConfigurationSetName"] = self.configuration_set
+        if email.tags:
+            kwargs["EmailTags"] = [{"Name": k, "Value": v} for k, v in email.tags]
         try:
             return str(self.ses.send_email(**kwargs)["MessageId"])
         except ClientError as e:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from chalicelib import clock
 from chalicelib.obs import log, mask_email, metric
-from chalicelib.store import ROLES, SendOutcome, StoreUnavailable
+from chalicelib.store import ROLES, TAG_EMAIL, TAG_ORDER, SendOutcome, StoreUnavailable
 
 
 def backoff(attempts: int, base: int) -> int:
@@ -93,6 +94,11 @@ def render_email(svc: Any, order: dict[str, Any], role: str, now: int) -> Any:
     )
 
 
+def message_tags(order_id: str, role: str) -> tuple[tuple[str, str], ...]:
+    """The SES tags naming the order and the email (feedback.message_ref reads them back)."""
+    return ((TAG_ORDER, order_id), (TAG_EMAIL, role))
+
+
 def deliver(
     svc: Any, order: dict[str, Any], role: str, now: int, known: dict[str, bool] | None = None
 ) -> SendOutcome:
@@ -106,7 +112,7 @@ def deliver(
     if not to:
         return SendOutcome("suppressed", reason="suppressed")
     try:
-        email = render_email(svc, order, role, now)
+        email = replace(render_email(svc, order, role, now), tags=message_tags(oid, role))
         if role == "merchant":
             email = email.addressed_to(to)
         message_id = svc.mailer.send(email)

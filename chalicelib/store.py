@@ -4,7 +4,9 @@ Single table, key `pk`:
   order#<ID>     the order (customer, priced lines, totals, status, per-email status)
   idem#<KEY>     Idempotency-Key -> order id, request hash and the stored response
                  (written in the same transaction as the order; TTL `expires_at`)
-  sesmsg#<MSGID> SES message id -> order id + role (for delivery/bounce notifications)
+  sesmsg#<MSGID> SES message id -> order id + role: written until 2026-12 for delivery/bounce
+                 notifications; now every email carries SES tags naming its order and role
+                 (TAG_ORDER, TAG_EMAIL), and these rows are only read, for older messages
 While any email of an order is not final, the order carries `outbox="pending"` and `due_at`,
 which puts it in the sparse `outbox` GSI the sweeper reads.
 
@@ -30,6 +32,10 @@ from chalicelib.ddb import StoreUnavailable
 __all__ = ["ROLES", "CreateOutcome", "Idempotency", "OrderStore", "SendOutcome", "StoreUnavailable"]
 
 ROLES = ("merchant", "customer")
+# SES message tags on every email we send: the order and which of its emails (a role, or
+# status_<status>). SES publishes them with each bounce/complaint/delivery event.
+TAG_ORDER = "order_id"
+TAG_EMAIL = "email"
 FINAL_STATUSES = ("sent", "delivered", "suppressed", "dropped", "bounced", "complained")
 IDEMPOTENCY_TTL_SECONDS = 7 * 86400
 FINAL_WRITE_ATTEMPTS = 3
@@ -205,10 +211,11 @@ class OrderStore:
     ) -> None:
         """Record the send attempts of one or more emails of `order` in one write.
 
-        Also closes the outbox when every email is final (as far as `order` shows the ones
-        not in `outcomes`; a non-final email elsewhere keeps it open), and writes the
-        message-id index items. Retried a few times: a lost write here means a resend by
-        the sweeper after the lease (the at-least-once window).
+        One UpdateItem: statuses, message ids, attempts, and the outbox closed when every
+        email is final (as far as `order` shows the ones not in `outcomes`; a non-final email
+        elsewhere keeps it open). No message-id index: each email's SES tags name its order
+        and role. Retried a few times: a lost write here means a resend by the sweeper after
+        the lease (the at-least-once window).
         """
         oid = str(order["order_id"])
         names: dict[str, str] = {"#e": "emails", "#s": "status", "#a": "attempts"}
@@ -257,38 +264,12 @@ class OrderStore:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": ddb.dump(values),
         }
-        index = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": ddb.dump(
-                        {
-                            "pk": f"sesmsg#{out.message_id}",
-                            "kind": "sesmsg",
-                            "order_id": oid,
-                            "role": role,
-                            "created_at": now,
-                        }
-                    ),
-                }
-            }
-            for role, out in outcomes.items()
-            if out.message_id
-        ]
         for attempt in range(FINAL_WRITE_ATTEMPTS):
             try:
-                if index:
-                    ddb.call(
-                        self.ddb, "transact_write_items", TransactItems=[{"Update": update}, *index]
-                    )
-                else:
-                    ddb.call(self.ddb, "update_item", **update)
+                ddb.call(self.ddb, "update_item", **update)
                 return
             except Exception as e:
-                gone = ddb.is_condition_failure(e) or any(
-                    r.get("Code") == "ConditionalCheckFailed" for r in ddb.cancellation_reasons(e)
-                )
-                if gone:
+                if ddb.is_condition_failure(e):
                     raise StoreUnavailable(f"record_sends: order {oid} not found") from e
                 if attempt + 1 == FINAL_WRITE_ATTEMPTS:
                     raise StoreUnavailable(f"record_sends: {ddb.error_code(e) or e}") from e
@@ -365,10 +346,11 @@ class OrderStore:
     def find_by_message_id(self, message_id: str) -> dict[str, Any] | None:
         return self.get(f"sesmsg#{message_id}", consistent=False)
 
-    def mark_delivered(self, message_id: str, recipient: str, when: float) -> bool:
+    def mark_delivered(self, message_id: str, recipient: str, when: float, **ref: str) -> bool:
         """SES said `message_id` was delivered: mark that email of its order `delivered`.
-        Idempotent (a redelivered notification writes the same values)."""
-        return self._mark_email(message_id, "delivered", when)
+        Idempotent (a redelivered notification writes the same values). `ref`: the order_id
+        and role from the message's tags (feedback.message_ref), if it had them."""
+        return self._mark_email(message_id, "delivered", when, **ref)
 
     # --- local tooling ------------------------------------------------------------------
     def scan_orders(self, limit: int = 500) -> list[dict[str, Any]]:
@@ -384,35 +366,48 @@ class OrderStore:
         return [o for o in out if o.get("kind") == "order"][:limit]
 
     # --- issue 15: the back office --------------------------------------------------------
-    def _mark_email(self, message_id: str, status: str, when: float) -> bool:
-        """Set the status (and `<status>_at`) of the email SES knows as `message_id`; False
-        when the message is unknown or the order's email has been resent since."""
-        index = self.get(f"sesmsg#{message_id}")
-        if index is None:
-            return False
+    def _mark_email(
+        self,
+        message_id: str,
+        status: str,
+        when: float,
+        order_id: str | None = None,
+        role: str | None = None,
+    ) -> bool:
+        """Set the status (and `<status>_at`) of the email SES knows as `message_id`, found by
+        its tags (`order_id`, `role`) or, for mail sent before the tags, the message index;
+        False when the message is unknown or the order's email has been resent since (the
+        order's email must carry this message id either way)."""
+        if not (order_id and role):
+            index = self.get(f"sesmsg#{message_id}")
+            if index is None:
+                return False
+            order_id, role = str(index["order_id"]), str(index["role"])
         return ddb.update_if(
             self.ddb,
             TableName=self.table,
-            Key={"pk": {"S": f"order#{index['order_id']}"}},
+            Key={"pk": {"S": f"order#{order_id}"}},
             UpdateExpression=f"SET #e.#r.#s = :st, #e.#r.{status}_at = :w",
             ConditionExpression="#e.#r.message_id = :m",
-            ExpressionAttributeNames={"#e": "emails", "#r": str(index["role"]), "#s": "status"},
+            ExpressionAttributeNames={"#e": "emails", "#r": role, "#s": "status"},
             ExpressionAttributeValues=ddb.dump({":st": status, ":w": int(when), ":m": message_id}),
         )
 
-    def mark_bounced(self, message_id: str, recipient: str, when: float) -> bool:
+    def mark_bounced(self, message_id: str, recipient: str, when: float, **ref: str) -> bool:
         """SES reported a permanent bounce of `message_id`: that email becomes `bounced`."""
-        return self._mark_email(message_id, "bounced", when)
+        return self._mark_email(message_id, "bounced", when, **ref)
 
-    def mark_complained(self, message_id: str, recipient: str, when: float) -> bool:
+    def mark_complained(self, message_id: str, recipient: str, when: float, **ref: str) -> bool:
         """The recipient of `message_id` complained: that email becomes `complained`."""
-        return self._mark_email(message_id, "complained", when)
+        return self._mark_email(message_id, "complained", when, **ref)
 
-    def mark_problem(self, message_id: str, recipient: str, status: str, when: float) -> bool:
+    def mark_problem(
+        self, message_id: str, recipient: str, status: str, when: float, **ref: str
+    ) -> bool:
         """feedback.ProblemSink: `status` is "bounced" or "complained"."""
         if status == "complained":
-            return self.mark_complained(message_id, recipient, when)
-        return self.mark_bounced(message_id, recipient, when)
+            return self.mark_complained(message_id, recipient, when, **ref)
+        return self.mark_bounced(message_id, recipient, when, **ref)
 
     def query_index(
         self,

@@ -12,7 +12,7 @@ import pytest
 from tests.api.adminkit import JSON, body, sign_in
 from tests.api.test_admin_csv import seed, seeded_order
 from tests.helpers import CUSTOMER_EMAIL, order_body, post_order
-from tests.plugins.feedback import bounce_message, ses_event
+from tests.plugins.feedback import bounce_message, email_tags, ses_event
 
 
 @pytest.fixture()
@@ -33,8 +33,10 @@ def test_counts_rates_and_suppression_list(client: Any, ddb: Any, signed: dict[s
     order = services().store.get_order(oids[0])
     assert order is not None
     receipt = order["emails"]["customer"]["message_id"]
+    tags = email_tags(oids[0], "customer")
     client.lambda_.invoke(
-        "handle_ses_feedback", ses_event(bounce_message(CUSTOMER_EMAIL, message_id=receipt))
+        "handle_ses_feedback",
+        ses_event(bounce_message(CUSTOMER_EMAIL, message_id=receipt, tags=tags)),
     )
     from datetime import datetime
     from zoneinfo import ZoneInfo

@@ -11,7 +11,7 @@ import pytest
 
 from tests.api.adminkit import JSON, body, mail_to, sign_in
 from tests.helpers import CUSTOMER_EMAIL, order_body, post_order
-from tests.plugins.feedback import bounce_message, complaint_message, ses_event
+from tests.plugins.feedback import bounce_message, complaint_message, email_tags, ses_event
 
 
 def place(client: Any, **overrides: Any) -> str:
@@ -196,19 +196,25 @@ def test_bounce_and_complaint_are_recorded_per_message(client: Any, signed: dict
     assert order is not None
     receipt = order["emails"]["customer"]["message_id"]
     alert = order["emails"]["merchant"]["message_id"]
+    to_customer, to_merchant = email_tags(oid, "customer"), email_tags(oid, "merchant")
     client.lambda_.invoke(
-        "handle_ses_feedback", ses_event(bounce_message(CUSTOMER_EMAIL, message_id=receipt))
+        "handle_ses_feedback",
+        ses_event(bounce_message(CUSTOMER_EMAIL, message_id=receipt, tags=to_customer)),
     )
     client.lambda_.invoke(
         "handle_ses_feedback",
-        ses_event(complaint_message("merchant@juice.example.com", message_id=alert)),
+        ses_event(
+            complaint_message("merchant@juice.example.com", message_id=alert, tags=to_merchant)
+        ),
     )
     d = body(get(client, f"/admin/orders/{oid}", signed))
     assert (
         d["emails"]["customer"]["status"] == "bounced" and "bounced_at" in d["emails"]["customer"]
     )
     assert d["emails"]["merchant"]["status"] == "complained"
-    soft = bounce_message(CUSTOMER_EMAIL, bounce_type="Transient", message_id=alert)
+    soft = bounce_message(
+        CUSTOMER_EMAIL, bounce_type="Transient", message_id=alert, tags=to_merchant
+    )
     client.lambda_.invoke("handle_ses_feedback", ses_event(soft))
     d = body(get(client, f"/admin/orders/{oid}", signed))
     assert d["emails"]["merchant"]["status"] == "complained"  # a soft bounce is not recorded

@@ -24,7 +24,13 @@ from chalicelib.outbox import sweep
 from chalicelib.services import services
 from chalicelib.store import ROLES
 from tests.helpers import CUSTOMER_EMAIL, error_of, order_body, post_order
-from tests.plugins.feedback import bounce_message, complaint_message, load_ses_event, ses_event
+from tests.plugins.feedback import (
+    bounce_message,
+    complaint_message,
+    email_tags,
+    load_ses_event,
+    ses_event,
+)
 
 MERCHANT = "merchant@juice.example.com"
 
@@ -289,6 +295,7 @@ def test_delivery_marks_the_email_delivered(client: Any, aws: Any) -> None:
     delivery = load_ses_event("delivery")
     message = json.loads(delivery["Records"][0]["Sns"]["Message"])
     message["mail"]["messageId"] = msg_id
+    message["mail"]["tags"] = {k: [v] for k, v in email_tags(oid, "customer").items()}
     message["delivery"]["recipients"] = [CUSTOMER_EMAIL]
     summary = client.lambda_.invoke("handle_ses_feedback", ses_event(message)).payload
     assert summary["delivery"] == 1
@@ -361,17 +368,17 @@ def test_store_fault_after_persist_is_still_201_and_the_status_write_is_retried(
     calls = {"n": 0}
 
     def final_write_times_out(request: Any, **_: Any) -> None:
-        if b"sesmsg#" in (request.body or b"") and calls["n"] < 3:  # injected fault
+        if b"message_id" in (request.body or b"") and calls["n"] < 3:  # injected fault
             calls["n"] += 1
             raise ReadTimeoutError(endpoint_url=request.url)
 
     svc = services()
     ddb = svc.store.ddb
-    ddb.meta.events.register("before-send.dynamodb.TransactWriteItems", final_write_times_out, "ft")
+    ddb.meta.events.register("before-send.dynamodb.UpdateItem", final_write_times_out, "ft")
     try:
         r = place(order_body())
     finally:
-        ddb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", unique_id="ft")
+        ddb.meta.events.unregister("before-send.dynamodb.UpdateItem", unique_id="ft")
     assert r.status == 201 and calls["n"] == 3
     oid = r.body["order_id"]
     assert mail_by_order(outbox_env)[oid] == Counter({"merchant": 1, "customer": 1})
@@ -380,3 +387,43 @@ def test_store_fault_after_persist_is_still_201_and_the_status_write_is_retried(
     assert {order["emails"][role]["status"] for role in ROLES} == {"sent"}
     with later(31):
         assert sweep(svc)["claimed"] == 0  # recorded: nothing is sent twice
+
+
+def test_every_email_is_tagged_with_its_order_and_one_update_records_both(
+    outbox_env: Any, aws: Any
+) -> None:
+    """The SES tags name the order and the email (feedback finds the order from them), so
+    the final write is one UpdateItem: no message-id index rows, no transaction."""
+    svc = services()
+    ses, ddb = svc.mailer.ses, svc.store.ddb
+    sent: list[dict[str, Any]] = []
+    ops: list[str] = []
+
+    def on_send(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+        ops.append("SendEmail")
+
+    def on_ddb(model: Any, **_: Any) -> None:
+        ops.append(model.name)
+
+    ses.meta.events.register("before-parameter-build.sesv2.SendEmail", on_send, "tags-test")
+    ddb.meta.events.register("before-call.dynamodb", on_ddb, "tags-test")
+    try:
+        r = place(order_body())
+    finally:
+        ses.meta.events.unregister("before-parameter-build.sesv2.SendEmail", unique_id="tags-test")
+        ddb.meta.events.unregister("before-call.dynamodb", unique_id="tags-test")
+    assert r.status == 201
+    oid = r.body["order_id"]
+    tags = sorted(tuple((t["Name"], t["Value"]) for t in p["EmailTags"]) for p in sent)
+    assert tags == [
+        (("order_id", oid), ("email", "customer")),
+        (("order_id", oid), ("email", "merchant")),
+    ]
+    assert ops[ops.index("SendEmail") :] == ["SendEmail", "SendEmail", "UpdateItem"]
+    assert ops.count("TransactWriteItems") == 1  # the create; the status write is not one
+    items = aws.client("dynamodb").scan(TableName="orders")["Items"]
+    assert not [i for i in items if i["pk"]["S"].startswith("sesmsg#")]
+    order = svc.store.get_order(oid)
+    assert order is not None and "outbox" not in order
+    assert all(order["emails"][role]["message_id"] for role in ROLES)

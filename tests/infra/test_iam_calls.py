@@ -309,7 +309,7 @@ def _admin_requests(c: Any, aws: Any, rec: Recorder, oid: str) -> None:
 
 
 def run_feedback(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.MonkeyPatch) -> None:
-    from tests.plugins.feedback import bounce_message, complaint_message, ses_event
+    from tests.plugins.feedback import bounce_message, complaint_message, email_tags, ses_event
 
     topic = os.environ["SES_FEEDBACK_TOPIC_ARN"]
 
@@ -317,11 +317,16 @@ def run_feedback(make: Callable[[], Any], aws: Any, rec: Recorder, mp: pytest.Mo
     # a real order first, so the delivery/bounce reference a real SES message id
     r = c.http.post("/orders", headers=_edge_headers(), body=json.dumps(order_body()))
     assert r.status_code == 201
-    message_id = aws.sent_mail()[-1]["id"]
+    receipt = [m for m in aws.sent_mail() if "shopper@deliverable.test" in
+               m["destinations"]["ToAddresses"]][-1]  # fmt: skip
+    message_id = receipt["id"]
+    tags = {k: [v] for k, v in email_tags(json.loads(r.body)["order_id"], "customer").items()}
+    # the delivery carries the message's tags (found without a lookup); the bounce doesn't
+    # (mail sent before the tags: the message-id index is read)
     delivery = {
         "notificationType": "Delivery",
         "mail": {"timestamp": "2026-11-20T14:03:11.512Z", "messageId": message_id,
-                 "destination": ["shopper@deliverable.test"]},
+                 "destination": ["shopper@deliverable.test"], "tags": tags},
         "delivery": {"timestamp": "2026-11-20T14:03:12.904Z",
                      "recipients": ["shopper@deliverable.test"]},
     }  # fmt: skip

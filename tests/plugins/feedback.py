@@ -54,8 +54,10 @@ def bounce_message(
     sub_type: str = "General",
     message_id: str = "ses-msg-1",
     event_type: bool = False,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A minimal SES bounce notification."""
+    """A minimal SES bounce notification (`tags`: the message's SES tags, as SES publishes
+    them with every event: name -> [value])."""
     kind_key = "eventType" if event_type else "notificationType"
     return {
         kind_key: "Bounce",
@@ -63,6 +65,7 @@ def bounce_message(
             "timestamp": "2026-11-20T14:03:11.512Z",
             "messageId": message_id,
             "destination": list(addresses),
+            **ses_tags(tags),
         },
         "bounce": {
             "bounceType": bounce_type,
@@ -78,7 +81,10 @@ def bounce_message(
 
 
 def complaint_message(
-    *addresses: str, feedback_type: str | None = "abuse", message_id: str = "ses-msg-c"
+    *addresses: str,
+    feedback_type: str | None = "abuse",
+    message_id: str = "ses-msg-c",
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     complaint: dict[str, Any] = {
         "complainedRecipients": [{"emailAddress": a} for a in addresses],
@@ -89,9 +95,21 @@ def complaint_message(
         complaint["complaintFeedbackType"] = feedback_type
     return {
         "notificationType": "Complaint",
-        "mail": {"messageId": message_id, "destination": list(addresses)},
+        "mail": {"messageId": message_id, "destination": list(addresses), **ses_tags(tags)},
         "complaint": complaint,
     }
+
+
+def ses_tags(tags: dict[str, str] | None) -> dict[str, Any]:
+    """`mail.tags` as SES writes it in an event (each tag's values in a list), or nothing."""
+    return {"tags": {k: [v] for k, v in tags.items()}} if tags else {}
+
+
+def email_tags(order_id: str, role: str) -> dict[str, str]:
+    """The tags the app sends an order's email with (chalicelib.outbox.message_tags)."""
+    from chalicelib.outbox import message_tags
+
+    return dict(message_tags(order_id, role))
 
 
 class RecordingSink:
@@ -100,9 +118,11 @@ class RecordingSink:
     def __init__(self, matches: bool = True) -> None:
         self.matches = matches
         self.calls: list[tuple[str, str, float]] = []
+        self.refs: list[dict[str, str]] = []
 
-    def __call__(self, ses_message_id: str, recipient: str, when: float) -> bool:
+    def __call__(self, ses_message_id: str, recipient: str, when: float, **ref: str) -> bool:
         self.calls.append((ses_message_id, recipient, when))
+        self.refs.append(ref)
         return self.matches
 
 

@@ -594,3 +594,53 @@ def test_an_absurd_delivery_list_is_cut_at_the_cap(
 
     assert len(sink.calls) == MAX_RECIPIENTS == summary["delivery"]
     assert summary["recipients_ignored"] == 4 * MAX_RECIPIENTS
+
+
+def test_the_tags_of_a_message_name_its_order_and_email_and_reach_the_sink(
+    suppression_store: SuppressionStore, feedback_config: FeedbackConfig
+) -> None:
+    from chalicelib.feedback import message_ref
+
+    event = load_ses_event("delivery")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["mail"]["tags"] = {
+        "ses:configuration-set": ["juice-orders"],  # SES's own tags ride along
+        "order_id": ["7MZK3Q0D9X"],
+        "email": ["customer"],
+    }
+    assert message_ref(message) == {"order_id": "7MZK3Q0D9X", "role": "customer"}
+    sink = RecordingSink()
+    run(ses_event(message), suppression_store, feedback_config, sink)
+    assert sink.refs == [{"order_id": "7MZK3Q0D9X", "role": "customer"}]
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        None,
+        "order_id=7MZK3Q0D9X",
+        {},
+        {"order_id": ["7MZK3Q0D9X"]},  # no email tag
+        {"order_id": ["7MZK3Q0D9X"], "email": ["admin"]},  # not one of our emails
+        {"order_id": ["7MZK3Q0D9X"], "email": ["status_../x"]},
+        {"order_id": ["order#7MZK3Q0D9X"], "email": ["customer"]},  # not an order id
+        {"order_id": ["7MZK3Q0D9X", "8MZK3Q0D9X"], "email": ["customer"]},  # two values
+        {"order_id": [7], "email": ["customer"]},
+    ],
+)
+def test_tags_that_are_not_ours_are_ignored(tags: Any) -> None:
+    """A notification without our tags (mail sent before them) or with odd ones: no ref, so
+    the store falls back to the message-id index, and nothing odd reaches a DynamoDB key."""
+    from chalicelib.feedback import message_ref
+
+    mail: dict[str, Any] = {"messageId": "m"}
+    if tags is not None:
+        mail["tags"] = tags
+    assert message_ref({"mail": mail}) == {}
+
+
+def test_status_email_tags_are_ours() -> None:
+    from chalicelib.feedback import message_ref
+
+    tags = {"order_id": ["7MZK3Q0D9X"], "email": ["status_out_for_delivery"]}
+    assert message_ref({"mail": {"tags": tags}})["role"] == "status_out_for_delivery"
