@@ -14,7 +14,8 @@
     send                  -> both emails concurrently, recorded in one write
 
 AWS calls on the normal path: BatchGetItem, TransactWriteItems, 2 x SendEmail, one final
-write (TransactWriteItems with the message-id index). A replay: one BatchGetItem.
+write (one UpdateItem: statuses and message ids; each email's SES tags name its order).
+A replay: one BatchGetItem.
 """
 
 from __future__ import annotations
