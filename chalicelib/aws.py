@@ -17,16 +17,23 @@ Cold start: to check that a service exists before loading its model, botocore's 
 lists every service directory it knows (~400, ~900 listdir/stat calls, ~25 ms per model type
 on the benchmark machine, twice per cold start). `AppLoader` asks only about the service
 being loaded; everything else (paths, versions, extras, the models themselves) is botocore's.
+And botocore's endpoints.json (1.25 MB, every service in every partition, decoded at the first
+client) is found first in BOTOCORE_DATA when the package has it: the same document with only
+the services in SERVICES (infra/lambdazip.py writes it; botocore's documented data-path
+override). The source tree has none, so tests and `make run` use botocore's own.
 """
 
 from __future__ import annotations
 
 import threading
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import Settings
 
+SERVICES = ("dynamodb", "sesv2", "ssm")  # every client the app creates
+BOTOCORE_DATA = Path(__file__).parent / "data" / "botocore"  # only in the Lambda package
 _lock = threading.Lock()
 _made: list[Any] = []
 
@@ -69,9 +76,9 @@ def _session() -> Any:
     import botocore.session
 
     core = botocore.session.get_session()
-    core.register_component(
-        "data_loader", _app_loader(core.get_component("data_loader").search_paths)
-    )
+    ours = [str(BOTOCORE_DATA)] if BOTOCORE_DATA.is_dir() else []
+    paths = ours + list(core.get_component("data_loader").search_paths)
+    core.register_component("data_loader", _app_loader(paths))
     return boto3.session.Session(botocore_session=core)
 
 
@@ -109,6 +116,8 @@ def _trim_handlers(made: Any) -> None:
 
 def client(service: str, settings: Settings, profile: str = "ddb") -> Any:
     """The shared client for `service` with the timeouts/retries of `profile`."""
+    if service not in SERVICES:  # its endpoints would be missing from the package's data
+        raise ValueError(f"{service} is not in aws.SERVICES")
     timeout = settings.ses_read_timeout if profile == "ses" else settings.ddb_read_timeout
     return _client(service, settings.aws_endpoint_url, settings.region, profile, timeout)
 

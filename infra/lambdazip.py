@@ -20,6 +20,11 @@ templates with the app's own environment, `mail.compile_templates`), so a cold s
 four small modules instead of compiling four templates (~80 ms). Only when the build's Jinja2
 is the package's (the generated code calls Jinja2's runtime).
 
+**Endpoints, trimmed.** botocore decodes its endpoints.json (1.25 MB: every service in every
+partition) when the first client is made. `chalicelib/data/botocore/endpoints.json` is the
+same document (this build's botocore) with only the services the app makes clients for
+(`chalicelib.aws.SERVICES`); aws.py puts that directory first on botocore's data path.
+
 **Dropped: charset_normalizer** (0.93 MB unzipped, ~60 ms of import at a cold start). pip
 installs it because `requests` lists it, but requests only uses it to guess the encoding
 of a response that declares none (`Response.apparent_encoding`, which falls back to UTF-8
@@ -34,6 +39,7 @@ checks the real package).
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -46,6 +52,7 @@ OURS = ("app.py", "chalicelib/")
 DROPPED = ("charset_normalizer",)  # top-level packages left out (with their dist-info)
 
 
+ENDPOINTS = "chalicelib/data/botocore/endpoints.json"
 TEMPLATES = "chalicelib/templates/"
 COMPILED = "chalicelib/templates/_compiled/"
 
@@ -104,6 +111,8 @@ def finish(zip_path: Path, runtime: str) -> dict[str, list[str]]:
                 for info in src.infolist()
                 if not info.filename.startswith(COMPILED)  # regenerated below
             ]
+            entries = [(i, d) for i, d in entries if i.filename != ENDPOINTS]
+            entries.append(_entry(ENDPOINTS, trimmed_endpoints(), entries[0][0]))
             if compile_ours:
                 entries += compiled_templates(src)
             names = {info.filename for info, _ in entries}
@@ -112,7 +121,7 @@ def finish(zip_path: Path, runtime: str) -> dict[str, list[str]]:
                     dropped.append(info.filename)
                     continue
                 dst.writestr(info, data)
-                if info.filename.startswith(COMPILED):
+                if info.filename.startswith(COMPILED) or info.filename == ENDPOINTS:
                     added.append(info.filename)
                 target = pyc_name(info.filename) if is_ours(info.filename) else ""
                 if compile_ours and target and target not in names:
@@ -126,6 +135,33 @@ def finish(zip_path: Path, runtime: str) -> dict[str, list[str]]:
     finally:
         tmp_path.unlink(missing_ok=True)
     return {"added": added, "dropped": dropped}
+
+
+def trimmed_endpoints() -> bytes:
+    """botocore's endpoints.json with only the services of chalicelib.aws.SERVICES (by their
+    endpoint prefix: sesv2 is "email"), every partition and its defaults kept."""
+    import botocore.session
+
+    from chalicelib.aws import SERVICES
+
+    session = botocore.session.get_session()
+    prefixes = {session.get_service_model(s).endpoint_prefix for s in SERVICES}
+    full = session.get_component("data_loader").load_data("endpoints")
+    trimmed = {
+        **full,
+        "partitions": [
+            {**p, "services": {k: v for k, v in p["services"].items() if k in prefixes}}
+            for p in full["partitions"]
+        ],
+    }
+    return json.dumps(trimmed, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _entry(name: str, data: bytes, like: zipfile.ZipInfo) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name, date_time=like.date_time)
+    info.external_attr = like.external_attr
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info, data
 
 
 def packaged_jinja_version(src: zipfile.ZipFile) -> str | None:
@@ -174,6 +210,10 @@ def compile_tree(root: Path) -> list[Path]:
     from chalicelib.mail import compile_templates
 
     written = []
+    endpoints = root / ENDPOINTS
+    endpoints.parent.mkdir(parents=True, exist_ok=True)
+    endpoints.write_bytes(trimmed_endpoints())
+    written.append(endpoints)
     templates = root / TEMPLATES
     if templates.is_dir():
         shutil.rmtree(root / COMPILED, ignore_errors=True)

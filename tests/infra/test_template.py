@@ -280,6 +280,7 @@ def test_the_package_ships_the_bytecode_of_our_code_only(packaged: dict[str, Pat
             and not n.startswith(("chalicelib/templates/pages/", "chalicelib/templates/_compiled/"))
             and not n.endswith("/")
         }
+        assert "chalicelib/data/botocore/endpoints.json" in names, stage
         compiled = [n for n in ours if n.startswith("chalicelib/templates/_compiled/tmpl_")]
         assert mail_sources and len(compiled) == len(mail_sources), stage
 
