@@ -8,12 +8,21 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 from chalice.app import Request
 
-from chalicelib import http
+from chalicelib import http, startup
 from chalicelib.errors import ApiError, internal_error
 from chalicelib.obs import log
 
+startup.hold()  # no cyclic GC while the container starts (chalicelib/startup.py)
 app = Chalice(app_name="juice-orders")
 http.install(app)  # Chalice's own errors get our shape; nosniff on every response
+
+
+@app.middleware("all")
+def _started(event: Any, get_response: Any) -> Any:
+    try:
+        return get_response(event)
+    finally:
+        startup.release()  # after the first invocation: freeze the start, collect again
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
