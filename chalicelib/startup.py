@@ -12,12 +12,18 @@ invocation, whatever its event) moves everything alive into the permanent genera
 again, which also takes them out of every warm request's gen-2 pauses. Garbage made while
 held is collected normally once released, except cycles that were already unreachable at
 the freeze (a few, from imports; they stay until the container ends).
+
+Resumed with a larger first threshold (THRESHOLDS): a warm order allocates tens of thousands
+of short-lived containers, nearly all freed by reference counting, and CPython's default
+(700, 10, 10) ran a young collection every 700 of them. With (10000, 20, 20) the order's CPU
+was ~10% lower at p50 and ~8% at p99 (bench.cpu, 3 alternating runs of 200 orders each).
 """
 
 from __future__ import annotations
 
 import gc
 
+THRESHOLDS = (10_000, 20, 20)
 _held = False
 
 
@@ -37,4 +43,5 @@ def release() -> None:
     if _held:
         _held = False
         gc.freeze()
+        gc.set_threshold(*THRESHOLDS)
         gc.enable()

@@ -15,10 +15,11 @@ from chalicelib import startup
 
 @pytest.fixture
 def gc_state() -> Iterator[None]:
-    was = gc.isenabled()
+    was, thresholds = gc.isenabled(), gc.get_threshold()
     held = startup._held
     yield
     startup._held = held
+    gc.set_threshold(*thresholds)
     gc.enable() if was else gc.disable()
 
 
@@ -31,6 +32,7 @@ def test_hold_pauses_and_release_freezes_then_resumes_once(gc_state: None) -> No
     kept = [object() for _ in range(1000)]  # made while held: frozen by the release
     startup.release()
     assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(kept)
+    assert gc.get_threshold() == startup.THRESHOLDS
     gc.disable()
     startup.release()  # the second release changes nothing
     assert not gc.isenabled()
@@ -54,6 +56,7 @@ import app
 assert not gc.isenabled(), "collecting during the start"
 r = app.app(cc.event("GET", "/no-such-route"), cc.Context())
 assert 400 <= r["statusCode"] < 500, r
+assert gc.get_threshold() == (10_000, 20, 20), gc.get_threshold()
 print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 """
     env = {**os.environ, "STAGE": "local", "PYTHONPATH": os.getcwd()}
