@@ -82,15 +82,25 @@ class LostResponseProxy(LoopbackServer):
     then its answer is held for `hold_seconds` (past the client's read timeout) and the
     connection is closed without one: the client sees a read timeout for a write that did
     happen, and botocore retries it. `lost` counts the answers lost; `seen` every target.
+
+    With `answer`, that request never reaches the server: the proxy answers it itself, 200
+    with `answer` as the body (a reply the SDK parses but the app can't use).
     """
 
     thread_name = "lost-response-proxy"
 
-    def __init__(self, upstream: str, operation: str, hold_seconds: float = 2.5) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        operation: str,
+        hold_seconds: float = 2.5,
+        answer: bytes | None = None,
+    ) -> None:
         super().__init__()
         self.upstream = upstream.rstrip("/")
         self.operation = operation
         self.hold_seconds = hold_seconds
+        self.answer = answer
         self.lost = 0
         self.seen: list[str] = []
         self._lock = threading.Lock()
@@ -117,6 +127,13 @@ class LostResponseProxy(LoopbackServer):
                     lose = target.endswith("." + proxy.operation) and proxy.lost == 0
                     if lose:
                         proxy.lost += 1
+                if lose and proxy.answer is not None:  # answered here, never forwarded
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                    self.send_header("Content-Length", str(len(proxy.answer)))
+                    self.end_headers()
+                    self.wfile.write(proxy.answer)
+                    return
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
                 }

@@ -29,3 +29,25 @@ def client(aws: MotoServer, guard_env: dict[str, str]) -> Iterator[object]:
 
     with Client(app, stage_name="local", project_dir=str(ROOT)) as c:
         yield c
+
+
+# The read answers with an attribute type no DynamoDB item can have: botocore parses the
+# reply, the app's codec can't decode it (an unexpected error, i.e. a bug's stand-in).
+GARBLED_READ = (
+    b'{"Responses": {"orders": [{"pk": {"S": "x"}, "a": {"boom /secret": "x"}}]},'
+    b' "UnprocessedKeys": {}}'
+)
+
+
+@pytest.fixture()
+def garbled_read(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Injected fault at the HTTP level: the order's BatchGetItem gets GARBLED_READ back from a
+    proxy in front of moto instead of moto's answer."""
+    from chalicelib import aws as aws_clients
+    from tests.servers import LostResponseProxy
+
+    with LostResponseProxy(aws.url, "BatchGetItem", answer=GARBLED_READ) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        aws_clients.reset_clients()
+        yield proxy
+    aws_clients.reset_clients()
