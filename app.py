@@ -73,32 +73,13 @@ def _edge() -> bool:
 
 @app.route("/catalog", methods=["GET"], cors=False)
 def get_catalog() -> Response:
-    from chalicelib.catalog import load_catalog
-    from chalicelib.settings import load
+    from chalicelib.services import catalog_body
 
     try:
         _edge()
     except ApiError as e:
         return _error(e)
-    from chalicelib import clock
-    from chalicelib.hours import is_open
-    from chalicelib.shop import load_shop
-
-    settings = load()
-    body = load_catalog().as_response(settings.min_items)
-    body["max_line_qty"] = settings.max_line_qty
-    body["shop"] = load_shop().as_response()
-    try:  # the hours the server enforces (BUSINESS_HOURS), so the page agrees with POST /orders
-        open_now, next_open = is_open(clock.now(), settings.business_hours, settings.shop_timezone)
-    except (ValueError, KeyError):
-        open_now, next_open = True, None
-    body["open_now"] = open_now
-    body["opens_at"] = next_open.isoformat() if next_open else None
-    from chalicelib.services import services
-    from chalicelib.slots import offer
-
-    body["delivery_days"] = offer(services(), clock.now())
-    return _json(200, body, {"Cache-Control": "public, max-age=60"})
+    return _json(200, catalog_body(), {"Cache-Control": "public, max-age=60"})
 
 
 @app.route("/orders", methods=["POST"], content_types=["*/*"], cors=False)
@@ -150,11 +131,10 @@ def handle_ses_feedback(event: Any) -> dict[str, int]:
 def sweep_outbox(event: Any) -> dict[str, int]:
     """Retry every email still pending/failed after the grace period, within the
     function's own time (60 s kept for the sends in flight)."""
-    from chalicelib.services import run_sweeper
+    from chalicelib.services import run_sweeper, sweeper_budget
 
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
-    budget = max(1.0, remaining() / 1000 - 60) if callable(remaining) else None
-    return run_sweeper(budget)
+    return run_sweeper(sweeper_budget(float(remaining()) if callable(remaining) else None))
 
 
 # === issue 14: order links (fulfilment from the merchant's inbox) ============================

@@ -238,3 +238,34 @@ def run_sweeper(budget_seconds: float | None = None) -> dict[str, int]:
     from chalicelib.outbox import sweep
 
     return sweep(services(), budget_seconds=budget_seconds)
+
+
+SWEEP_RESERVE_SECONDS = 60  # of the sweeper's invocation, kept for the sends in flight
+
+
+def sweeper_budget(remaining_ms: float | None) -> float | None:
+    """The sweep's time: what the invocation has left minus SWEEP_RESERVE_SECONDS (1 s at
+    least); None (no limit) outside Lambda."""
+    return None if remaining_ms is None else max(1.0, remaining_ms / 1000 - SWEEP_RESERVE_SECONDS)
+
+
+def catalog_body() -> dict[str, Any]:
+    """GET /catalog: products and prices, order limits, the shop profile, whether it is open
+    (the hours POST /orders enforces, so the page agrees) and the delivery days with room."""
+    from chalicelib.catalog import load_catalog
+    from chalicelib.hours import is_open
+    from chalicelib.shop import load_shop
+    from chalicelib.slots import offer
+
+    settings = load()
+    body = load_catalog().as_response(settings.min_items)
+    body["max_line_qty"] = settings.max_line_qty
+    body["shop"] = load_shop().as_response()
+    try:
+        open_now, next_open = is_open(clock.now(), settings.business_hours, settings.shop_timezone)
+    except (ValueError, KeyError):  # a typo in BUSINESS_HOURS must not close the shop
+        open_now, next_open = True, None
+    body["open_now"] = open_now
+    body["opens_at"] = next_open.isoformat() if next_open else None
+    body["delivery_days"] = offer(services(), clock.now())
+    return body
