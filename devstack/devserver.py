@@ -32,6 +32,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from devstack import inspect
+from devstack.servers import serve_forever_until_interrupted
 from devstack.siteverify import DUMMY_TOKEN, FAIL_SITEKEY, PASS_SITEKEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,13 +364,7 @@ def main() -> None:
     p.add_argument("--moto-url", default="http://127.0.0.1:4566")
     p.add_argument("--sitekey", default=PASS_SITEKEY, help="Turnstile sitekey in /config.json")
     a = p.parse_args()
-    server = serve(a.host, a.port, a.chalice_url, a.moto_url, a.sitekey)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_forever_until_interrupted(serve(a.host, a.port, a.chalice_url, a.moto_url, a.sitekey))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
+from devstack.servers import serve_forever_until_interrupted
+
 BODY_READ = "devstack.body_read"  # environ flag: the request body has been consumed
 
 
@@ -287,12 +289,7 @@ def serve(host: str, port: int) -> None:
 
     server = make_server(host, port, make_app(), threaded=True, request_handler=KeepAliveHandler)
     print(f" * moto on http://{host}:{server.server_port}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_forever_until_interrupted(server)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Self
+from typing import Any, Self
 
 BIND_ATTEMPTS = 20  # port 0: the free port of one socket may be taken for another; try again
 
@@ -129,3 +129,13 @@ def serve_until_interrupted(server: LoopbackServer, banner: str) -> None:
         pass
     finally:
         server.stop()
+
+
+def serve_forever_until_interrupted(server: Any) -> None:
+    """`server.serve_forever()` in this thread until Ctrl-C (SIGINT), then close its socket."""
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
