@@ -190,6 +190,19 @@ def rows_cpu(r: dict[str, Any]) -> list[Row]:
             _verdict(r["aws_calls_per_replay"] <= 1 and rep["p50"] <= 2000),
         )
     )
+    unseen = r.get("replay_unseen_key_cpu_us")
+    if unseen:
+        rows.append(
+            Row(
+                "2 replay",
+                "CPU p50, key new to this container (Turnstile asked, answer unused)",
+                f"{unseen['p50']:,.0f} us",
+                f"{rep['p50']:,.0f} us (key seen here)",
+                f"{unseen['p50'] / rep['p50']:.2f}x",
+                "-",
+                "info",
+            )
+        )
     rows.append(
         _ref_row(
             "2 replay",

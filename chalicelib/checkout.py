@@ -5,9 +5,11 @@
     honeypot              -> a believable 201, nothing stored or sent
     business hours        -> 422 closed
     look up || DNS        -> one BatchGetItem (idempotency record, suppression of every
-                             recipient, rate-limit windows) alongside the recipient's DNS
+       || Turnstile          recipient, rate-limit windows) alongside the recipient's DNS
+                             and, when this container hasn't seen the key lately, Turnstile
     replay                -> the stored response (201) or 409 for a different body
-    Turnstile             -> started only now (a replay doesn't spend the token)
+    Turnstile             -> started only now for a key seen lately (likely a retry: a
+                             replay then costs one read, no siteverify call)
     judge                 -> 429 / 403 / 422 / 503, in that order
     create                -> one transaction: order + idempotency record + the counters
                              (counted only now: after the bot check, and only if written)
@@ -183,16 +185,26 @@ def look_up_and_verify(
     wanted_day: str | None,
 ) -> Result | tuple[Known, str, Future[None], Future[Any]]:
     """Read everything this order needs from DynamoDB in one BatchGetItem while the
-    recipient's DNS check runs; then, unless it is a replay, start Turnstile (a replay
-    neither spends the shopper's token nor waits for Cloudflare)."""
+    recipient's DNS check runs, and Turnstile too unless this container saw the key lately
+    (chalicelib/retries.py). A key seen again is most likely a retry, so Turnstile waits for
+    the read: a replay then neither calls siteverify nor waits for it. A new key doesn't wait
+    the read's round trip; if it turns out to be a replay or a full day, the siteverify
+    answer is simply not used (the token is the attempt's own: siteverify's idempotency_key
+    gives a retry of it the same answer, and the storefront takes a new token for a new
+    body)."""
     rcpt = svc.pool.submit(svc.recipients.check, req.email)
+    bot = None if key and svc.recent_keys.saw(key) else verify_bot(svc, req, ip, key)
     known = read_known(svc, req, key, ip, now)
     replay = replayed(svc, known, key, digest, now)
     if replay is not None:
         return replay
-    day = choose_day(wanted_day, known, req.email)  # refused before the token is spent
-    bot = svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
-    return known, day, bot, rcpt
+    day = choose_day(wanted_day, known, req.email)
+    return known, day, bot or verify_bot(svc, req, ip, key), rcpt
+
+
+def verify_bot(svc: Services, req: OrderRequest, ip: str | None, key: str | None) -> Future[None]:
+    """Turnstile's siteverify, in the pool: the future raises BotCheckFailed/-Unavailable."""
+    return svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
 
 
 def read_known(

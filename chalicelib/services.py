@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chalicelib.fulfilment import Fulfilment
     from chalicelib.mail import Mailer
     from chalicelib.recipients import RecipientChecker
+    from chalicelib.retries import RecentKeys
     from chalicelib.store import OrderStore
     from chalicelib.suppression import SuppressionStore
     from chalicelib.turnstile import TurnstileClient
@@ -67,6 +68,13 @@ class Services:
         from chalicelib.suppression import SuppressionStore
 
         return SuppressionStore(self.dynamodb, self.settings.suppression_table)
+
+    @cached_property
+    def recent_keys(self) -> RecentKeys:
+        """The Idempotency-Keys this container saw lately (chalicelib/retries.py)."""
+        from chalicelib.retries import RecentKeys
+
+        return RecentKeys()
 
     @cached_property
     def turnstile(self) -> TurnstileClient:

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,11 @@ class LostResponseProxy(LoopbackServer):
 
     With `answer`, that request never reaches the server: the proxy answers it itself, 200
     with `answer` as the body (a reply the SDK parses but the app can't use).
+
+    With `release_when`, nothing is lost: that request's answer is held until
+    `release_when()` is true (polled) or `hold_seconds` pass, then delivered; `released`
+    records, per held answer, whether the condition came true (an order of events, not a
+    stopwatch: "B happened while A's answer was still on its way").
     """
 
     thread_name = "lost-response-proxy"
@@ -95,19 +101,30 @@ class LostResponseProxy(LoopbackServer):
         operation: str,
         hold_seconds: float = 2.5,
         answer: bytes | None = None,
+        release_when: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
         self.upstream = upstream.rstrip("/")
         self.operation = operation
         self.hold_seconds = hold_seconds
         self.answer = answer
+        self.release_when = release_when
         self.lost = 0
+        self.released: list[bool] = []
         self.seen: list[str] = []
         self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"http://{self.address}"
+
+    def _hold_until(self, condition: Callable[[], bool]) -> bool:
+        end = time.monotonic() + self.hold_seconds
+        while time.monotonic() < end:
+            if condition():
+                return True
+            time.sleep(0.005)
+        return bool(condition())
 
     def _bind(self, port: int) -> list[socketserver.BaseServer]:
         proxy = self
@@ -145,7 +162,9 @@ class LostResponseProxy(LoopbackServer):
                         status, rh, data = r.status, r.headers.items(), r.read()
                 except urllib.error.HTTPError as e:
                     status, rh, data = e.code, e.headers.items(), e.read()
-                if lose:  # the write is applied; its answer never arrives
+                if lose and proxy.release_when is not None:  # held until the condition
+                    proxy.released.append(proxy._hold_until(proxy.release_when))
+                elif lose:  # the write is applied; its answer never arrives
                     time.sleep(proxy.hold_seconds)
                     self.close_connection = True
                     return

@@ -88,8 +88,9 @@ def test_a_suppressed_merchant_address_is_skipped_loudly(
 def test_a_bot_check_failure_is_not_counted_for_a_replay(
     client: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The storefront retries with the same key; a replay answers from the stored order
-    without asking Turnstile (whose token was spent) or counting anything."""
+    """The storefront retries with the same key; a replay answers from the stored order,
+    whatever Turnstile says of the spent token (asked at all only when the container hasn't
+    seen the key: the settings change here makes a fresh one), and counts nothing."""
     monkeypatch.setenv("RATE_LIMIT_EMAIL", "1/600")
     first = post_order(client, order_body(), "replay-key-0001")
     assert first.status_code == 201

@@ -1,0 +1,113 @@
+"""When Turnstile starts (issue 11, latency): alongside the one read for a key this container
+hasn't seen, after it for a key seen lately (most likely a retry, so most likely a replay).
+
+A proxy in front of the real moto server holds the read's answer until the real siteverify
+server has received a request (or gives up): `released` says which happened. Order of
+events, not a stopwatch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import aws as aws_clients
+from chalicelib import services as services_mod
+from devstack.siteverify import FAIL_SECRET
+from tests.helpers import error_of, order_body, post_order
+from tests.servers import LostResponseProxy, MotoServer
+
+
+@pytest.fixture()
+def held_read(
+    aws: MotoServer, guard_env: Any, siteverify: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LostResponseProxy]:
+    """The first BatchGetItem's answer waits until siteverify has been asked (at most 1.5 s,
+    well inside the client's read timeout). Set `proxy.lost = 0` to hold the next one."""
+    with LostResponseProxy(
+        aws.url,
+        "BatchGetItem",
+        hold_seconds=1.5,
+        release_when=lambda: len(siteverify.requests()) > 0,
+    ) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        aws_clients.reset_clients()
+        yield proxy
+    aws_clients.reset_clients()
+
+
+def orders_in(aws: MotoServer) -> list[dict[str, Any]]:
+    return aws.orders()
+
+
+def bot_failure_counters(aws: MotoServer) -> list[dict[str, Any]]:
+    items = aws.client("dynamodb").scan(TableName="rate-limits")["Items"]
+    return [i for i in items if i["pk"]["S"].startswith("botfail")]
+
+
+@pytest.mark.parametrize("key", [None, "timing-new-key-0001"], ids=["no-key", "new-key"])
+def test_a_new_key_starts_turnstile_while_the_read_is_on_its_way(
+    client: Any, held_read: LostResponseProxy, siteverify: Any, key: str | None
+) -> None:
+    r = post_order(client, order_body(), key)
+    assert r.status_code == 201, r.body
+    assert held_read.lost == 1  # the read really was held ...
+    assert held_read.released == [True]  # ... and siteverify was asked before it came back
+    assert len(siteverify.requests()) == 1
+
+
+def test_a_key_seen_here_lately_is_read_first_and_its_replay_asks_nobody(
+    client: Any, held_read: LostResponseProxy, siteverify: Any
+) -> None:
+    first = post_order(client, order_body(), "timing-retry-0001")
+    assert first.status_code == 201, first.body
+    held_read.lost = 0  # hold the retry's read too
+    held_read.release_when = lambda: len(siteverify.requests()) > 1
+    again = post_order(client, order_body(), "timing-retry-0001")
+    assert again.status_code == 201 and json.loads(again.body) == json.loads(first.body)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert held_read.released == [True, False]  # no siteverify call during the retry's read
+    assert len(siteverify.requests()) == 1  # nor after it: the replay spent nothing
+
+
+def test_a_replay_on_a_container_that_never_saw_the_key_ignores_turnstile(
+    client: Any, aws: MotoServer, siteverify: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry lands on another container: Turnstile starts alongside the read (and this
+    time refuses the token), but the read finds the stored order, which is the answer; the
+    refusal is neither answered nor counted."""
+    first = post_order(client, order_body(), "timing-other-0001")
+    assert first.status_code == 201, first.body
+    services_mod.reset()  # a fresh container: nothing remembered
+    monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)
+    again = post_order(client, order_body(), "timing-other-0001")
+    assert again.status_code == 201 and json.loads(again.body) == json.loads(first.body)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert len(siteverify.requests()) == 2  # asked, answer unused
+    assert bot_failure_counters(aws) == []
+    assert len(orders_in(aws)) == 1
+
+
+def test_a_full_day_is_refused_even_though_turnstile_already_started(
+    client: Any,
+    aws: MotoServer,
+    siteverify: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    profile = tmp_path / "shop.json"
+    profile.write_text(json.dumps({"delivery": {"capacity_per_day": 1}}))
+    monkeypatch.setenv("SHOP_PROFILE", str(profile))
+    day = json.loads(client.http.get("/catalog").body)["delivery_days"][0]["date"]
+    assert post_order(client, order_body(delivery_day=day), "timing-day-0001").status_code == 201
+    monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)  # its answer must not matter
+    late = order_body(email="late@deliverable.test", delivery_day=day)
+    r = post_order(client, late, "timing-day-0002")
+    err = error_of(r)
+    assert r.status_code == 422 and err["code"] == "delivery_day_unavailable"
+    assert day not in err["next_available"]
+    assert len(orders_in(aws)) == 1 and bot_failure_counters(aws) == []
