@@ -40,6 +40,8 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import os
+import pickle
 import sys
 import threading
 import traceback
@@ -186,11 +188,230 @@ def install_item_rollback() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+# --------------------------------------------------------------------------------------------
+# fast paths (see the module docstring); DEVSTACK_MOTO_FAST=0 turns them all off
+
+FAST_ENV = "DEVSTACK_MOTO_FAST"
+# the moto versions whose code the fast paths below were read against: any other version
+# runs moto's own code for all of them (and says so on stderr)
+FAST_MOTO_VERSIONS = ("5.2.5",)
+_CACHE_LIMIT = 2048  # per cache: entries are only added until then, never evicted
+
+
+def fast_paths_wanted() -> bool:
+    """False when DEVSTACK_MOTO_FAST=0 or moto is not a version the fast paths know."""
+    if os.environ.get(FAST_ENV, "1") == "0":
+        return False
+    import moto
+
+    if moto.__version__ not in FAST_MOTO_VERSIONS:
+        print(
+            f"devstack.moto_server: moto {moto.__version__} is not one of "
+            f"{FAST_MOTO_VERSIONS}: fast paths off, moto runs as shipped",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    return True
+
+
+def memoise_backend_for_host(dispatcher: Any) -> None:
+    """moto's `get_backend_for_host(host)` lists moto's package directory (an isdir per
+    entry, ~200) on every request before matching the host against the URL patterns. Its
+    answer depends only on the host string (the directory and the patterns do not change
+    while the server runs), so a found backend is remembered per host; a host with no
+    backend (None) is asked again every time, so moto's own message for it still shows."""
+    original = dispatcher.get_backend_for_host
+    found: dict[str, Any] = {}
+
+    def get_backend_for_host(host: str | None) -> Any:
+        if type(host) is not str:
+            return original(host)
+        backend = found.get(host)
+        if backend is None:
+            backend = original(host)
+            if backend and len(found) < _CACHE_LIMIT:
+                found[host] = backend
+        return backend
+
+    dispatcher.get_backend_for_host = get_backend_for_host
+
+
+def install_update_expression_cache() -> bool:
+    """Parse each UpdateExpression once and give the Validator a cheap copy of it.
+
+    An UpdateItem parses its expression twice (the handler, then the backend) and moto's
+    Validator deep-copies the parsed tree before rewriting it; a TransactWriteItems does
+    that per Update. `UpdateExpressionParser.make` now keeps the tree per expression string
+    (with its pickle) and answers the same tree again; the callers only read it
+    (`find_clauses`) or hand it to the Validator, whose copy is now `pickle.loads` of the
+    kept pickle (what deepcopy does for these plain objects - __reduce_ex__, a new __dict__
+    per node, shared references and the parent links kept - at ~1/7 of the cost). A parse
+    that fails is not kept: the same expression fails again the same way."""
+    from moto.dynamodb.parsing import expressions, validators
+
+    parser = expressions.UpdateExpressionParser
+    make = parser.__dict__.get("make")
+    init = validators.Validator.__dict__.get("__init__")
+    if not isinstance(make, classmethod) or init is None:
+        return False
+    if getattr(make.__func__, "_devstack_fast", False):
+        return True
+    make_fn = make.__func__
+    trees: dict[str, Any] = {}
+    pickles: dict[int, tuple[Any, bytes]] = {}  # id(kept tree) -> (tree, its pickle)
+
+    def fast_make(cls: Any, expression_str: Any) -> Any:
+        if cls is not parser or type(expression_str) is not str or not _exclusive():
+            return make_fn(cls, expression_str)
+        tree = trees.get(expression_str)
+        if tree is not None:
+            return tree
+        tree = make_fn(cls, expression_str)
+        if len(trees) < _CACHE_LIMIT:
+            try:
+                blob = pickle.dumps(tree, pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - e.g. too deep to pickle: not kept
+                return tree
+            trees[expression_str] = tree
+            pickles[id(tree)] = (tree, blob)
+        return tree
+
+    def fast_init(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: Any,
+        expression_attribute_values: Any,
+        item: Any,
+        table: Any,
+    ) -> None:
+        kept = pickles.get(id(expression)) if _exclusive() else None
+        if kept is None or kept[0] is not expression:
+            init(
+                self,
+                expression,
+                expression_attribute_names,
+                expression_attribute_values,
+                item,
+                table,
+            )
+            return
+        # moto's __init__, with the deep copy of the tree made from its pickle
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        self.node_to_validate = pickle.loads(kept[1])  # noqa: S301 - our own pickle
+
+    fast_make._devstack_fast = True  # type: ignore[attr-defined]
+    parser.make = classmethod(fast_make)  # type: ignore[assignment]
+    validators.Validator.__init__ = fast_init  # type: ignore[method-assign]
+    return True
+
+
+def install_attribute_value_fast_path() -> bool:
+    """Serialise DynamoDB's AttributeValues without asking for the nine absent members.
+
+    moto's JSON serialiser writes a structure by asking the value for every member of its
+    shape, each through up to 12 alias spellings (ShapeNameAlias, NoAlias, ..., each also
+    xform_name'd); an AttributeValue ({"S": ...}, {"M": {...}}, ...) has 10 members, so a
+    returned order item costs ~1,500 look-ups - most of BatchGetItem's time. When the value
+    is a plain dict with a single key that is a member name no other member's alias
+    spellings can reach (worked out once per shape with moto's own alias providers), the
+    answer is known: only that member has a value. It is then serialised with moto's own
+    `_serialize` (nested M and L come back here); anything else goes through moto's code."""
+    from moto.core import serialize as ser
+
+    base = ser.BaseJSONSerializer
+    original = base.__dict__.get("_serialize_type_structure")
+    picker_cls = getattr(ser, "XFormedAttributePicker", None)
+    if original is None or picker_cls is None or not hasattr(ser, "AttributePickerContext"):
+        return False
+    if getattr(original, "_devstack_fast", False):
+        return True
+    providers = tuple(ser.DEFAULT_ALIAS_PROVIDERS)
+    reachable: dict[tuple[Any, ...], frozenset[str]] = {}
+
+    def lone_members(self: Any, shape: Any) -> frozenset[str]:
+        """The member names a one-key dict may use for the fast path, for this shape."""
+        members = shape.members
+        sig = (self.service_model.service_name, shape.name, tuple(members))
+        names = reachable.get(sig)
+        if names is None:
+            spellings: dict[str, set[str]] = {}
+            for member_key, member_shape in members.items():
+                member_shape.parent = shape
+                context = ser.AttributePickerContext(
+                    obj={},
+                    key=member_key,
+                    shape=member_shape,
+                    operation_model=self.operation_model,
+                    service_model=self.service_model,
+                    key_path="",
+                )
+                spellings[member_key] = set(self._value_picker.get_possible_keys(context))
+            names = frozenset(
+                k
+                for k in members
+                if "." not in k and all(k not in v for o, v in spellings.items() if o != k)
+            )
+            if len(reachable) < _CACHE_LIMIT:
+                reachable[sig] = names
+        return names
+
+    def _serialize_type_structure(
+        self: Any, serialized: Any, value: Any, shape: Any, key: str
+    ) -> None:
+        picker = self._value_picker
+        if (
+            _exclusive()
+            and type(value) is dict
+            and len(value) == 1
+            and shape.name == "AttributeValue"
+            and type(picker) is picker_cls
+            and not picker.response_transformers
+            and tuple(picker.alias_providers) == providers
+            and not shape.is_document_type
+            and self.service_model.service_name == "dynamodb"
+        ):
+            ((name, member_value),) = value.items()
+            if name in lone_members(self, shape):
+                members = shape.members
+                for member_shape in members.values():
+                    member_shape.parent = shape
+                wrapper: Any = self.MAP_TYPE() if key else serialized
+                if member_value is not None:
+                    self._serialize(wrapper, member_value, members[name], name)
+                if key:
+                    self._default_serialize(serialized, wrapper, shape, key)
+                return
+        original(self, serialized, value, shape, key)
+
+    _serialize_type_structure._devstack_fast = True  # type: ignore[attr-defined]
+    base._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+    return True
+
+
+def install_fast_paths(dispatcher: Any) -> list[str]:
+    """Install every fast path this moto allows; the names of those installed."""
+    if not fast_paths_wanted():
+        return []
+    memoise_backend_for_host(dispatcher)
+    installed = ["backend_for_host"]
+    if install_update_expression_cache():
+        installed.append("update_expression_cache")
+    if install_attribute_value_fast_path():
+        installed.append("attribute_value")
+    return installed
+
+
 def make_app() -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     install_item_rollback()
     inner = DomainDispatcherApplication(create_backend_app)
+    install_fast_paths(inner)
     lock = threading.Lock()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
