@@ -393,6 +393,90 @@ def install_attribute_value_fast_path() -> bool:
     return True
 
 
+def install_fast_traversal() -> bool:
+    """Run the UpdateExpression Validator's ten tree passes without re-deriving, per node,
+    what the pass looks for.
+
+    moto's `DepthFirstTraverser.traverse_node_recursively` asks, at every node of the tree,
+    `isinstance(node, Node)` (an ABC: a Python-level check), then
+    `self.nodes_to_be_processed()` (which rebuilds the pass's `_processing_map()` dict and a
+    tuple of it) and `process(node)` (builds it again, then isinstance per entry). For the
+    validators moto ships - whose maps are fixed: node classes to bound methods - `traverse`
+    now builds the map once per pass and remembers per node class whether it is a Node and
+    which entry of the map (the first matching, as `process` picks) handles it; the walk
+    itself is moto's: children first, left to right, `pre_processing_of_child` before each
+    child, the processed node put back in its parent's children with the old parent. A
+    traverser of any other class (or one overriding the walk) runs moto's code."""
+    from moto.dynamodb.parsing import ast_nodes, validators
+
+    base = ast_nodes.DepthFirstTraverser
+    original = base.__dict__.get("traverse")
+    if original is None or not hasattr(base, "traverse_node_recursively"):
+        return False
+    if getattr(original, "_devstack_fast", False):
+        return True
+    node_cls = ast_nodes.Node
+    walk_parts = ("traverse_node_recursively", "nodes_to_be_processed", "process", "traverse")
+    known = {
+        cls
+        for cls in vars(validators).values()
+        if isinstance(cls, type)
+        and issubclass(cls, base)
+        and cls.__module__ == validators.__name__
+        and not any(part in cls.__dict__ for part in walk_parts)
+    }
+    no_pre = base.__dict__["pre_processing_of_child"]
+    is_node: dict[type, bool] = {}
+    handler_index: dict[tuple[type, type], int] = {}  # (pass, node class) -> map entry or -1
+
+    def fast_traverse(self: Any, node: Any) -> Any:
+        kind = type(self)
+        if kind not in known or not _exclusive():
+            return original(self, node)
+        entries = tuple(self._processing_map().items())
+        classes = tuple(c for c, _ in entries)
+        pre = None if kind.pre_processing_of_child is no_pre else self.pre_processing_of_child
+
+        def handler(node_type: type, node: Any) -> int:
+            key = (kind, node_type)
+            k = handler_index.get(key)
+            if k is None:
+                k = -1
+                if isinstance(node, classes):
+                    k = next(i for i, c in enumerate(classes) if isinstance(node, c))
+                if len(handler_index) < _CACHE_LIMIT:
+                    handler_index[key] = k
+            return k
+
+        def visit(node: Any, child_id: int = -1) -> Any:
+            node_type = type(node)
+            known_node = is_node.get(node_type)
+            if known_node is None:
+                known_node = isinstance(node, node_cls)
+                if len(is_node) < _CACHE_LIMIT:
+                    is_node[node_type] = known_node
+            if known_node:
+                parent_node = node.parent
+                if node.children is not None:
+                    for i, child_node in enumerate(node.children):
+                        if pre is not None:
+                            pre(node, i)
+                        visit(child_node, i)
+                k = handler(node_type, node)
+                if k >= 0:
+                    node = entries[k][1](node)
+                    node.parent = parent_node
+                    if parent_node:
+                        parent_node.children[child_id] = node
+            return node
+
+        return visit(node)
+
+    fast_traverse._devstack_fast = True  # type: ignore[attr-defined]
+    base.traverse = fast_traverse  # type: ignore[method-assign]
+    return True
+
+
 def install_fast_paths(dispatcher: Any) -> list[str]:
     """Install every fast path this moto allows; the names of those installed."""
     if not fast_paths_wanted():
@@ -403,6 +487,8 @@ def install_fast_paths(dispatcher: Any) -> list[str]:
         installed.append("update_expression_cache")
     if install_attribute_value_fast_path():
         installed.append("attribute_value")
+    if install_fast_traversal():
+        installed.append("traversal")
     return installed
 
 

@@ -209,7 +209,12 @@ def test_fast_paths_install_for_this_moto_and_not_when_turned_off(
     assert moto_server.install_fast_paths(DomainDispatcherApplication(create_backend_app)) == []
     monkeypatch.setenv(moto_server.FAST_ENV, "1")
     installed = moto_server.install_fast_paths(DomainDispatcherApplication(create_backend_app))
-    assert installed == ["backend_for_host", "update_expression_cache", "attribute_value"]
+    assert installed == [
+        "backend_for_host",
+        "update_expression_cache",
+        "attribute_value",
+        "traversal",
+    ]
 
 
 def test_same_update_expression_twice_different_values_different_items(
