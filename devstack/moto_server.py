@@ -45,6 +45,7 @@ import pickle
 import sys
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -477,6 +478,70 @@ def install_fast_traversal() -> bool:
     return True
 
 
+def install_method_names_memo() -> bool:
+    """moto's `BaseResponse.call_action` lists the handler class's functions
+    (`inspect.getmembers`: dir() and a getattr per name, ~200 for DynamoDB) on every request
+    to see whether the action is one of them. The answer depends only on the class, and no
+    handler class changes while this server runs, so it is listed once per class (a fresh
+    list each time, as moto's function returns)."""
+    from moto.core import responses
+
+    original = getattr(responses, "method_names_from_class", None)
+    if original is None or not callable(original):
+        return False
+    if getattr(original, "_devstack_fast", False):
+        return True
+    listed: dict[type, list[str]] = {}
+
+    def method_names_from_class(clazz: Any) -> list[str]:
+        if not _exclusive() or not isinstance(clazz, type):
+            return list(original(clazz))
+        names = listed.get(clazz)
+        if names is None:
+            names = original(clazz)
+            if len(listed) < _CACHE_LIMIT:
+                listed[clazz] = names
+        return list(names)
+
+    method_names_from_class._devstack_fast = True  # type: ignore[attr-defined]
+    responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]
+    return True
+
+
+def install_condition_lexer_cache() -> bool:
+    """Lex each ConditionExpression once. moto's `ConditionExpressionParser` splits the
+    expression into tokens with six regexes per token on every parse (an UpdateItem parses
+    its condition twice, a transaction once more per item); the tokens (immutable
+    namedtuples whose `children` lists moto's parser never changes) depend only on the
+    string, so the parser now gets a new deque of the tokens lexed the first time. An
+    expression that does not lex raises again, every time."""
+    from moto.dynamodb import comparisons
+
+    parser = getattr(comparisons, "ConditionExpressionParser", None)
+    original = None if parser is None else parser.__dict__.get("_lex_condition_expression")
+    if original is None:
+        return False
+    if getattr(original, "_devstack_fast", False):
+        return True
+    lexed: dict[str, tuple[Any, ...]] = {}
+
+    def _lex_condition_expression(self: Any) -> Any:
+        expression = self.condition_expression
+        if type(self) is not parser or type(expression) is not str or not _exclusive():
+            return original(self)
+        tokens = lexed.get(expression)
+        if tokens is None:
+            nodes = original(self)
+            if len(lexed) < _CACHE_LIMIT:
+                lexed[expression] = tuple(nodes)
+            return nodes
+        return deque(tokens)
+
+    _lex_condition_expression._devstack_fast = True  # type: ignore[attr-defined]
+    parser._lex_condition_expression = _lex_condition_expression
+    return True
+
+
 def install_fast_paths(dispatcher: Any) -> list[str]:
     """Install every fast path this moto allows; the names of those installed."""
     if not fast_paths_wanted():
@@ -489,6 +554,10 @@ def install_fast_paths(dispatcher: Any) -> list[str]:
         installed.append("attribute_value")
     if install_fast_traversal():
         installed.append("traversal")
+    if install_method_names_memo():
+        installed.append("method_names")
+    if install_condition_lexer_cache():
+        installed.append("condition_lexer")
     return installed
 
 

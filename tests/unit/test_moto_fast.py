@@ -214,6 +214,8 @@ def test_fast_paths_install_for_this_moto_and_not_when_turned_off(
         "update_expression_cache",
         "attribute_value",
         "traversal",
+        "method_names",
+        "condition_lexer",
     ]
 
 
@@ -283,6 +285,8 @@ BAD_UPDATES: list[dict[str, Any]] = [
     {"UpdateExpression": "SET a = :v SET b = :v"},  # two SET clauses
     {"UpdateExpression": "   "},
     {"UpdateExpression": "SET a = :v", "ConditionExpression": "a = "},
+    {"UpdateExpression": "SET a = :v", "ConditionExpression": "a = $x"},  # does not lex
+    {"UpdateExpression": "SET a = :v", "ConditionExpression": "(a = :v"},
     {"UpdateExpression": "SET a = :v", "ConditionExpression": "attribute_exists(zz)"},
 ]
 
@@ -415,6 +419,18 @@ def test_batch_get_and_query_answers_are_identical(pair: dict[str, Raw]) -> None
         },
     )
     both(pair, "Scan", {"TableName": tables[2], "Limit": 2})
+    for low in ("1", "3"):  # the same filter, other values
+        scanned = both(
+            pair,
+            "Scan",
+            {
+                "TableName": tables[2],
+                "FilterExpression": "i >= :low AND #s.#s = :x",
+                "ExpressionAttributeNames": {"#s": "S"},
+                "ExpressionAttributeValues": {":low": {"N": low}, ":x": {"S": "x"}},
+            },
+        ).json
+        assert sorted(i["i"]["N"] for i in scanned["Items"]) == [str(n) for n in range(int(low), 4)]
 
 
 def test_two_services_and_two_regions_on_one_host(pair: dict[str, Raw]) -> None:
