@@ -6,7 +6,8 @@ answers every query after 30 ms (--delay-ms), and every SES SendEmail waits 60 m
 child processes.
 
 Ours: POST /orders through the real handler (chalice.test.Client -> app.py -> checkout),
-which runs Turnstile || the recipient check, then stores, then sends both emails concurrently.
+which runs its one read || the recipient check || Turnstile (every order here has a key new
+to the container), then stores, then sends both emails concurrently.
 
 Baseline: the pipeline's own steps (chalicelib.checkout), one after another - Turnstile,
 DNS MX, DNS NS, the DynamoDB reads, the create transaction, merchant mail + its status write,
