@@ -138,7 +138,6 @@ def run(orders: int = 300) -> dict[str, Any]:
                 cold_replay_us.append((time.process_time() - c) * 1e6)
                 if r.headers.get("Idempotent-Replayed") != "true":
                     raise RuntimeError(f"not a replay: {r.status_code} {r.body[:200]!r}")
-            time.sleep(0.2)  # the last unused siteverify answer comes back before measuring on
 
             # where the CPU goes (a separate pass, since the wrappers cost a little themselves)
             srv.reset_moto()  # before wrapping: the bootstrap's own calls are not the app's

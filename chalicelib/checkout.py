@@ -194,17 +194,30 @@ def look_up_and_verify(
     body)."""
     rcpt = svc.pool.submit(svc.recipients.check, req.email)
     bot = None if key and svc.recent_keys.saw(key) else verify_bot(svc, req, ip, key)
-    known = read_known(svc, req, key, ip, now)
-    replay = replayed(svc, known, key, digest, now)
+    try:
+        known = read_known(svc, req, key, ip, now)
+        replay = replayed(svc, known, key, digest, now)
+        day = choose_day(wanted_day, known, req.email) if replay is None else ""
+    except BaseException:
+        settle(bot)
+        raise
     if replay is not None:
+        settle(bot)
         return replay
-    day = choose_day(wanted_day, known, req.email)
     return known, day, bot or verify_bot(svc, req, ip, key), rcpt
 
 
 def verify_bot(svc: Services, req: OrderRequest, ip: str | None, key: str | None) -> Future[None]:
     """Turnstile's siteverify, in the pool: the future raises BotCheckFailed/-Unavailable."""
     return svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
+
+
+def settle(bot: Future[None] | None) -> None:
+    """Wait for a siteverify call whose answer won't be used (bounded by Turnstile's own
+    timeouts): nothing of a request runs on after its answer (in Lambda, a thread still
+    running when the handler returns is frozen mid-call and resumes in a later request)."""
+    if bot is not None:
+        bot.exception()
 
 
 def read_known(
@@ -301,11 +314,11 @@ def judge(
 ) -> list[str]:
     """Every verdict, in the order the client should hear them; returns the order's flags."""
     email = mask_email(req.email)
+    bot_error = bot.exception()  # waited for first: nothing runs on after the answer
     if known.bot_failures is not None and not known.bot_failures.allowed:
         raise reject(
             errors.rate_limited(known.bot_failures.retry_after, "bot_failures"), email=email
         )
-    bot_error = bot.exception()
     if bot_error is not None:
         count_bot_failure(svc, known)
     guard.bot_verdict(bot_error, req.email)

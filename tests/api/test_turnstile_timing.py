@@ -46,7 +46,7 @@ def orders_in(aws: MotoServer) -> list[dict[str, Any]]:
 
 def bot_failure_counters(aws: MotoServer) -> list[dict[str, Any]]:
     items = aws.client("dynamodb").scan(TableName="rate-limits")["Items"]
-    return [i for i in items if i["pk"]["S"].startswith("botfail")]
+    return [i for i in items if i["pk"]["S"].startswith("rl#botfail_ip#")]
 
 
 @pytest.mark.parametrize("key", [None, "timing-new-key-0001"], ids=["no-key", "new-key"])
@@ -74,22 +74,48 @@ def test_a_key_seen_here_lately_is_read_first_and_its_replay_asks_nobody(
     assert len(siteverify.requests()) == 1  # nor after it: the replay spent nothing
 
 
+def turnstile_lines(out: str) -> list[dict[str, Any]]:
+    lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("event") == "turnstile"]
+
+
 def test_a_replay_on_a_container_that_never_saw_the_key_ignores_turnstile(
-    client: Any, aws: MotoServer, siteverify: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, aws: MotoServer, siteverify: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """The retry lands on another container: Turnstile starts alongside the read (and this
-    time refuses the token), but the read finds the stored order, which is the answer; the
-    refusal is neither answered nor counted."""
+    time refuses the token, slowly), but the read finds the stored order, which is the
+    answer; the refusal is neither answered nor counted, and it is over before the answer
+    goes out (nothing of a request runs on after it)."""
     first = post_order(client, order_body(), "timing-other-0001")
     assert first.status_code == 201, first.body
     services_mod.reset()  # a fresh container: nothing remembered
     monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)
+    siteverify.control(delay_ms=400)
+    capsys.readouterr()
     again = post_order(client, order_body(), "timing-other-0001")
+    out = capsys.readouterr().out
     assert again.status_code == 201 and json.loads(again.body) == json.loads(first.body)
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert len(siteverify.requests()) == 2  # asked, answer unused
+    assert len(siteverify.requests()) == 2  # asked, answer unused ...
+    assert [x["outcome"] for x in turnstile_lines(out)] == ["fail"]  # ... and already over
     assert bot_failure_counters(aws) == []
     assert len(orders_in(aws)) == 1
+
+
+def test_an_ip_over_its_bot_failure_limit_waits_for_its_started_check(
+    client: Any, aws: MotoServer, siteverify: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT_BOT_IP", "1/600")
+    monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)
+    assert post_order(client, order_body(), "timing-bot-0001").status_code == 403
+    siteverify.control(delay_ms=400)
+    capsys.readouterr()
+    r = post_order(client, order_body(), "timing-bot-0002")
+    out = capsys.readouterr().out
+    assert r.status_code == 429 and error_of(r)["code"] == "rate_limited"
+    assert len(siteverify.requests()) == 2
+    assert [x["outcome"] for x in turnstile_lines(out)] == ["fail"]  # over before the 429
+    assert len(bot_failure_counters(aws)) == 1
 
 
 def test_a_full_day_is_refused_even_though_turnstile_already_started(
@@ -98,6 +124,7 @@ def test_a_full_day_is_refused_even_though_turnstile_already_started(
     siteverify: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
 ) -> None:
     profile = tmp_path / "shop.json"
     profile.write_text(json.dumps({"delivery": {"capacity_per_day": 1}}))
@@ -105,8 +132,11 @@ def test_a_full_day_is_refused_even_though_turnstile_already_started(
     day = json.loads(client.http.get("/catalog").body)["delivery_days"][0]["date"]
     assert post_order(client, order_body(delivery_day=day), "timing-day-0001").status_code == 201
     monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)  # its answer must not matter
+    siteverify.control(delay_ms=400)
+    capsys.readouterr()
     late = order_body(email="late@deliverable.test", delivery_day=day)
     r = post_order(client, late, "timing-day-0002")
+    assert [x["outcome"] for x in turnstile_lines(capsys.readouterr().out)] == ["fail"]
     err = error_of(r)
     assert r.status_code == 422 and err["code"] == "delivery_day_unavailable"
     assert day not in err["next_available"]
