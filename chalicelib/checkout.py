@@ -199,10 +199,10 @@ def look_up_and_verify(
         replay = replayed(svc, known, key, digest, now)
         day = choose_day(wanted_day, known, req.email) if replay is None else ""
     except BaseException:
-        settle(bot)
+        settle(bot, rcpt)
         raise
     if replay is not None:
-        settle(bot)
+        settle(bot, rcpt)
         return replay
     return known, day, bot or verify_bot(svc, req, ip, key), rcpt
 
@@ -212,12 +212,15 @@ def verify_bot(svc: Services, req: OrderRequest, ip: str | None, key: str | None
     return svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
 
 
-def settle(bot: Future[None] | None) -> None:
-    """Wait for a siteverify call whose answer won't be used (bounded by Turnstile's own
-    timeouts): nothing of a request runs on after its answer (in Lambda, a thread still
-    running when the handler returns is frozen mid-call and resumes in a later request)."""
-    if bot is not None:
-        bot.exception()
+def settle(*checks: Future[Any] | None) -> None:
+    """Wait for checks whose answers won't be used (bounded by their own timeouts), so they
+    don't run on after the answer: in Lambda, a thread still running when the handler
+    returns is frozen mid-call and resumes, and logs, in a later request. (The one thing
+    let run on is a send still in flight at the request's deadline: it holds its lease, and
+    the sweeper finishes it if the container never thaws.)"""
+    for check in checks:
+        if check is not None:
+            check.exception()
 
 
 def read_known(
@@ -314,7 +317,8 @@ def judge(
 ) -> list[str]:
     """Every verdict, in the order the client should hear them; returns the order's flags."""
     email = mask_email(req.email)
-    bot_error = bot.exception()  # waited for first: nothing runs on after the answer
+    settle(rcpt)  # both waited for first: nothing runs on after the answer
+    bot_error = bot.exception()
     if known.bot_failures is not None and not known.bot_failures.allowed:
         raise reject(
             errors.rate_limited(known.bot_failures.retry_after, "bot_failures"), email=email

@@ -141,3 +141,18 @@ def test_a_full_day_is_refused_even_though_turnstile_already_started(
     assert r.status_code == 422 and err["code"] == "delivery_day_unavailable"
     assert day not in err["next_available"]
     assert len(orders_in(aws)) == 1 and bot_failure_counters(aws) == []
+
+
+def test_a_refusal_before_the_recipient_verdict_still_waits_for_the_dns_check(
+    client: Any, dns_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A 403 from Turnstile is answered before the recipient's verdict is read; the DNS
+    check (slow here) is over by then all the same: its log line is this request's."""
+    monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)
+    dns_server.delay_ms = 400
+    capsys.readouterr()
+    r = post_order(client, order_body(email="slow@deliverable.test"), "timing-dns-0001")
+    out = capsys.readouterr().out
+    assert r.status_code == 403 and error_of(r)["code"] == "bot_check_failed"
+    events = [json.loads(x).get("event") for x in out.splitlines() if x.startswith("{")]
+    assert "recipient_check" in events and "turnstile" in events
