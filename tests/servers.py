@@ -11,7 +11,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,21 @@ from devstack import inspect
 from devstack.servers import LoopbackServer, free_port
 from devstack.stack import die_with_parent, http_ok, wait_until
 
-__all__ = ["LostResponseProxy", "MotoServer", "free_port", "wait_http"]
+__all__ = ["LostResponseProxy", "MotoServer", "app_behind", "free_port", "wait_http"]
+
+
+@contextmanager
+def app_behind(proxy: LostResponseProxy, monkeypatch: Any) -> Iterator[LostResponseProxy]:
+    """The app's AWS clients talk to `proxy` (AWS_ENDPOINT_URL) inside the block: fresh
+    clients before and after, so no pooled connection goes around the proxy or outlives it."""
+    from chalicelib import aws as aws_clients
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    aws_clients.reset_clients()
+    try:
+        yield proxy
+    finally:
+        aws_clients.reset_clients()
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:

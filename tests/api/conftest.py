@@ -43,11 +43,10 @@ GARBLED_READ = (
 def garbled_read(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Injected fault at the HTTP level: the order's BatchGetItem gets GARBLED_READ back from a
     proxy in front of moto instead of moto's answer."""
-    from chalicelib import aws as aws_clients
-    from tests.servers import LostResponseProxy
+    from tests.servers import LostResponseProxy, app_behind
 
-    with LostResponseProxy(aws.url, "BatchGetItem", answer=GARBLED_READ) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        aws_clients.reset_clients()
+    with (
+        LostResponseProxy(aws.url, "BatchGetItem", answer=GARBLED_READ) as proxy,
+        app_behind(proxy, monkeypatch),
+    ):
         yield proxy
-    aws_clients.reset_clients()

@@ -14,19 +14,18 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws as aws_clients
 from tests.helpers import order_body, post_order
-from tests.servers import LostResponseProxy, MotoServer
+from tests.servers import LostResponseProxy, MotoServer, app_behind
 
 
 @pytest.fixture()
 def lossy(aws: MotoServer, guard_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with LostResponseProxy(aws.url, "TransactWriteItems", hold_seconds=2.5) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        monkeypatch.setenv("DDB_READ_TIMEOUT", "1")
-        aws_clients.reset_clients()
+    monkeypatch.setenv("DDB_READ_TIMEOUT", "1")
+    with (
+        LostResponseProxy(aws.url, "TransactWriteItems", hold_seconds=2.5) as proxy,
+        app_behind(proxy, monkeypatch),
+    ):
         yield proxy
-    aws_clients.reset_clients()
 
 
 def orders_in(aws: MotoServer) -> list[dict[str, Any]]:

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws as aws_clients
 from chalicelib import services as services_mod
 from devstack.siteverify import FAIL_SECRET
 from tests.helpers import error_of, order_body, post_order
-from tests.servers import LostResponseProxy, MotoServer
+from tests.servers import LostResponseProxy, MotoServer, app_behind
 
 
 @pytest.fixture()
@@ -28,16 +27,16 @@ def held_read(
 ) -> Iterator[LostResponseProxy]:
     """The first BatchGetItem's answer waits until siteverify has been asked (at most 1.5 s,
     well inside the client's read timeout). Set `proxy.lost = 0` to hold the next one."""
-    with LostResponseProxy(
-        aws.url,
-        "BatchGetItem",
-        hold_seconds=1.5,
-        release_when=lambda: len(siteverify.requests()) > 0,
-    ) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        aws_clients.reset_clients()
+    with (
+        LostResponseProxy(
+            aws.url,
+            "BatchGetItem",
+            hold_seconds=1.5,
+            release_when=lambda: len(siteverify.requests()) > 0,
+        ) as proxy,
+        app_behind(proxy, monkeypatch),
+    ):
         yield proxy
-    aws_clients.reset_clients()
 
 
 def orders_in(aws: MotoServer) -> list[dict[str, Any]]:
