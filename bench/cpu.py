@@ -146,7 +146,8 @@ def run(orders: int = 300) -> dict[str, Any]:
             attr.wrap(turnstile.TurnstileClient, "verify", "Turnstile siteverify (requests)")
             attr.wrap(recipients.RecipientChecker, "check", "recipient check")
             attr.wrap(checkout, "parse_order", "validation (parse_order)")
-            attr.wrap(checkout, "read_known", "BatchGetItem + decisions (read_known)")
+            attr.wrap(checkout, "expect", "expectations (expect)")
+            attr.wrap(checkout, "create_order", "create transaction + decisions (create_order)")
             attr.wrap(checkout, "request_hash", "request hash")
             n_attr = min(100, orders)
             total = 0.0

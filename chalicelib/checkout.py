@@ -4,20 +4,24 @@
     validate and price    -> 422 validation_failed (the client's prices are never read)
     honeypot              -> a believable 201, nothing stored or sent
     business hours        -> 422 closed
-    look up || DNS        -> one BatchGetItem (idempotency record, suppression of every
-       || Turnstile          recipient, rate-limit windows) alongside the recipient's DNS
-                             and, when this container hasn't seen the key lately, Turnstile
-    replay                -> the stored response (201) or 409 for a different body
-    Turnstile             -> started only now for a key seen lately (likely a retry: a
-                             replay then costs one read, no siteverify call)
-    judge                 -> 429 / 403 / 422 / 503, in that order
-    create                -> one transaction: order + idempotency record + the counters
-                             (counted only now: after the bot check, and only if written)
+    DNS || Turnstile      -> the recipient's DNS check and Turnstile, side by side; nothing is
+                             read from DynamoDB first (a key this container saw lately is
+                             likely a retry: its idempotency record is read first, and a
+                             replay then costs that one read and no siteverify call)
+    judge                 -> 429 / 403 / 422 / 503, in that order, on what this container
+                             knows (chalicelib/lastseen.py); a refusal of a request with a key
+                             first looks for its stored answer (one read, refusals only)
+    create                -> one transaction: order + idempotency record + the rate counters
+                             + the delivery slot, checking that no recipient is suppressed
+                             and each counter is as expected; where an expectation was wrong
+                             DynamoDB hands back the item as it is and the order is decided
+                             again on that (429 / 403 / 503 / 422 full, or the replay)
     send                  -> both emails concurrently, recorded in one write
 
-AWS calls on the normal path: BatchGetItem, TransactWriteItems, 2 x SendEmail, one final
-write (one UpdateItem: statuses and message ids; each email's SES tags name its order).
-A replay: one BatchGetItem.
+AWS calls on the normal path: TransactWriteItems, 2 x SendEmail, one final write (one
+UpdateItem: statuses and message ids; each email's SES tags name its order). A replay: one
+call (the GetItem of its record, or the cancelled transaction on a container that never saw
+its key).
 """
 
 from __future__ import annotations
@@ -36,15 +40,15 @@ from chalicelib.delivery import DeliveryDayUnavailable, check_day, choosable_day
 from chalicelib.errors import ApiError, reject
 from chalicelib.obs import log, mask_email, mask_phone, metric
 from chalicelib.orders import IDEMPOTENCY_KEY_RE, OrderRequest, parse_order, request_hash
-from chalicelib.ratelimit import Decision, Limit, decide
+from chalicelib.ratelimit import Decision, Limit, check_item, decide
 from chalicelib.services import Services, services
 from chalicelib.shop import load_shop
 from chalicelib.store import ROLES, CreateOutcome, Idempotency
-from chalicelib.suppression import active, keys_for
+from chalicelib.suppression import active, keys_for, not_suppressed
 
 MAX_BODY_BYTES = 16 * 1024
 UNVERIFIED = "dns_unverified"
-CREATE_ATTEMPTS = 3  # a concurrent request for the same address may move a counter first
+CREATE_ATTEMPTS = 4  # expectations corrected by a cancellation (windows, a full day) + a race
 DEADLINE_MARGIN_SECONDS = 2.0  # kept back from Lambda's remaining time for the answer
 MIN_CREATE_SECONDS = 1.0  # time the create transaction and the answer need at least
 
@@ -69,14 +73,19 @@ class Result:
 
 @dataclass
 class Known:
-    """What the one BatchGetItem found for this request."""
+    """What this order expects of the items its create transaction checks (nothing is read
+    first): each rate window as this container last saw it (chalicelib/lastseen.py), the
+    delivery days it saw full, no recipient suppressed. The transaction corrects them."""
 
-    idempotency: dict[str, Any] | None
-    suppressed: dict[str, bool]  # lower-cased address -> suppressed now?
+    suppressed: dict[str, bool]  # lower-cased address -> suppressed? (the transaction says)
     limits: list[Decision]  # the counters every order takes
     unverified: list[Decision]  # the counters an order with an unverified domain also takes
     bot_failures: Decision | None
-    taken: dict[str, int]  # delivery day -> orders holding a slot (the choosable days)
+    taken: dict[str, int]  # delivery day -> orders holding a slot (days seen full)
+    wanted_day: str | None = None  # the day the shopper asked for (None: the earliest free)
+    key: str | None = None  # the Idempotency-Key and the body's hash: a refusal first
+    digest: str = ""  # looks for the key's stored answer (`replay_first`)
+    replay_checked: bool = False  # the idempotency record was read already
 
 
 # --- the use case ----------------------------------------------------------------------------
@@ -99,8 +108,14 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
         looked = look_up_and_verify(svc, req, key, ip, now, digest, wanted_day)
         if isinstance(looked, Result):  # a replay: the stored response
             return looked
-        known, day, bot, rcpt = looked
-        flags = judge(svc, req, known, bot, rcpt)
+        known, bot, rcpt = looked
+        try:
+            day = choose_day(svc, known, req.email)
+            flags = judge(svc, req, known, bot, rcpt, now)
+        except Replayed as replay:  # a refused retry of an order taken earlier: its answer
+            return replay.result
+        finally:
+            settle(bot, rcpt)
         if deadline - time.perf_counter() < MIN_CREATE_SECONDS:  # never store what we can't answer
             log(
                 "order_failed",
@@ -111,7 +126,7 @@ def place_order(incoming: IncomingOrder, svc: Services | None = None) -> Result:
             metric("OrderFailed", reason="deadline")
             raise errors.service_unavailable(5, "deadline")
         order = create_order(svc, req, key, digest, now, flags, known, day)
-        if isinstance(order, Result):  # a concurrent request with this key won the race
+        if isinstance(order, Result):  # a replay, or a concurrent request with this key won
             return order
     except StoreUnavailable as e:
         log("order_failed", "error", reason="store_unavailable", detail=str(e)[:200])
@@ -183,28 +198,37 @@ def look_up_and_verify(
     now: int,
     digest: str,
     wanted_day: str | None,
-) -> Result | tuple[Known, str, Future[None], Future[Any]]:
-    """Read everything this order needs from DynamoDB in one BatchGetItem while the
-    recipient's DNS check runs, and Turnstile too unless this container saw the key lately
-    (chalicelib/retries.py). A key seen again is most likely a retry, so Turnstile waits for
-    the read: a replay then neither calls siteverify nor waits for it. A new key doesn't wait
-    the read's round trip; if it turns out to be a replay or a full day, the siteverify
-    answer is simply not used (the token is the attempt's own: siteverify's idempotency_key
-    gives a retry of it the same answer, and the storefront takes a new token for a new
-    body)."""
+) -> Result | tuple[Known, Future[None], Future[Any]]:
+    """Start the recipient's DNS check and Turnstile, and say what the order expects (no
+    I/O). A key this container saw lately (chalicelib/retries.py) is most likely a retry, so
+    its idempotency record is read before Turnstile starts: a replay then neither calls
+    siteverify nor waits for it. (A replay on a container that never saw its key is found by
+    the create transaction, or by the refusal's look-up; the siteverify token is the
+    attempt's own: its idempotency_key gives a retry of it the same answer.)"""
     rcpt = svc.pool.submit(svc.recipients.check, req.email)
-    bot = None if key and svc.recent_keys.saw(key) else verify_bot(svc, req, ip, key)
-    try:
-        known = read_known(svc, req, key, ip, now)
-        replay = replayed(svc, known, key, digest, now)
-        day = choose_day(wanted_day, known, req.email) if replay is None else ""
-    except BaseException:
-        settle(bot, rcpt)
-        raise
-    if replay is not None:
-        settle(bot, rcpt)
-        return replay
-    return known, day, bot or verify_bot(svc, req, ip, key), rcpt
+    seen = bool(key) and svc.recent_keys.saw(str(key))
+    if seen:
+        try:
+            replay = stored_answer(svc, key, digest, now)
+        except BaseException:
+            settle(rcpt)
+            raise
+        if replay is not None:
+            settle(rcpt)
+            return replay
+    bot = verify_bot(svc, req, ip, key)
+    known = expect(svc, req, ip, now, wanted_day)
+    known.key, known.digest, known.replay_checked = key, digest, seen
+    return known, bot, rcpt
+
+
+def stored_answer(svc: Services, key: str | None, digest: str, now: int) -> Result | None:
+    """The stored answer for this key (201 replay, or 409 for another body); None if none."""
+    if not key:
+        return None
+    record = svc.store.get(svc.store.idempotency_pk(key))
+    outcome = svc.store.replay_of(record, digest, now)
+    return None if outcome is None else replay_result(outcome)
 
 
 def verify_bot(svc: Services, req: OrderRequest, ip: str | None, key: str | None) -> Future[None]:
@@ -223,12 +247,14 @@ def settle(*checks: Future[Any] | None) -> None:
             check.exception()
 
 
-def read_known(
-    svc: Services, req: OrderRequest, key: str | None, ip: str | None, now: int
+def expect(
+    svc: Services, req: OrderRequest, ip: str | None, now: int, wanted_day: str | None = None
 ) -> Known:
-    from chalicelib import ddb
-
+    """The order's expectations, from this container's memory alone (no I/O). A window seen
+    full is full (its counts only grow until the window passes), so a refusal on it needs
+    no read; a window seen with room, or never seen, is checked by the transaction."""
     s = svc.settings
+    seen = svc.last_seen
     limits = [Limit("email", identity(req.email), *s.rate_limit_email)]
     if ip:
         limits.append(Limit("ip", ip, *s.rate_limit_ip))
@@ -238,33 +264,23 @@ def read_known(
     if ip:
         unverified.append(Limit("unverified_ip", ip, *s.rate_limit_unverified))
     bot_limit = Limit("botfail_ip", ip, *s.rate_limit_bot_ip) if ip else None
-    addresses = {a.lower(): keys_for(a) for a in (req.email, *s.merchant_emails)}
-    days = choosable_days(clock.now(), load_shop().delivery_rules())
-    wanted = {
-        s.orders_table: ([svc.store.idempotency_pk(key)] if key else []) + slots.keys(days),
-        s.suppression_table: [pk for pks in addresses.values() for pk in pks],
-        s.rate_limit_table: [lim.pk for lim in (*limits, *unverified)]
-        + ([bot_limit.pk] if bot_limit else []),
-    }
-    found = ddb.batch_get(svc.dynamodb, wanted)
-    suppressed = {
-        address: any(active(found.get((s.suppression_table, pk)), now) is not None for pk in pks)
-        for address, pks in addresses.items()
-    }
-    rate_items = {pk: item for (table, pk), item in found.items() if table == s.rate_limit_table}
+
+    def guess(lim: Limit) -> Decision:
+        return decide(lim, seen.get(lim.pk, now), now, s.rate_limit_table)
+
+    taken: dict[str, int] = {}
+    if s.slots_cache_seconds > 0:
+        for d in choosable_days(clock.now(), load_shop().delivery_rules()):
+            item = seen.get(slots.slot_pk(d), now, s.slots_cache_seconds)
+            if item is not None:
+                taken[d.isoformat()] = int(item.get("n", 0))
     return Known(
-        idempotency=found.get((s.orders_table, svc.store.idempotency_pk(key))) if key else None,
-        suppressed=suppressed,
-        limits=[decide(lim, rate_items.get(lim.pk), now, s.rate_limit_table) for lim in limits],
-        unverified=[
-            decide(lim, rate_items.get(lim.pk), now, s.rate_limit_table) for lim in unverified
-        ],
-        bot_failures=(
-            decide(bot_limit, rate_items.get(bot_limit.pk), now, s.rate_limit_table)
-            if bot_limit
-            else None
-        ),
-        taken=slots.taken_from(found, s.orders_table),
+        suppressed={a.lower(): False for a in (req.email, *s.merchant_emails)},
+        limits=[guess(lim) for lim in limits],
+        unverified=[guess(lim) for lim in unverified],
+        bot_failures=guess(bot_limit) if bot_limit else None,
+        taken=taken,
+        wanted_day=wanted_day,
     )
 
 
@@ -279,85 +295,185 @@ def check_delivery_day(body: Any, now: datetime, svc: Services) -> str | None:
     try:
         check_day(value, now, rules)
     except DeliveryDayUnavailable as e:
-        try:
-            days = choosable_days(now, rules)
-            taken = slots.read_taken(svc.dynamodb, svc.settings.orders_table, days)
-        except StoreUnavailable:
-            taken = {}
-        offer = [d.isoformat() for d in next_available(now, rules, taken)]
-        raise reject(errors.delivery_day_unavailable(e.reason, e.message, offer)) from None
+        raise reject(
+            errors.delivery_day_unavailable(e.reason, e.message, days_with_room(svc, now, {}))
+        ) from None
     return str(value)
 
 
-def choose_day(wanted: str | None, known: Known, email: str) -> str:
-    """The order's delivery day: the requested one if it has room, else (none requested) the
-    earliest day with room; 422 with the days that have room otherwise."""
+def days_with_room(svc: Services, now: datetime, known_full: dict[str, int]) -> list[str]:
+    """The choosable days that still have room, read from DynamoDB (one BatchGetItem, on a
+    refusal only; what this container knows if the read fails)."""
+    rules = load_shop().delivery_rules()
+    days = choosable_days(now, rules)
+    try:
+        taken = slots.read_taken(svc.dynamodb, svc.settings.orders_table, days)
+    except StoreUnavailable:
+        taken = dict(known_full)
+    return [d.isoformat() for d in next_available(now, rules, taken)]
+
+
+def choose_day(svc: Services, known: Known, email: str) -> str:
+    """The order's delivery day: the requested one, else the earliest day not seen full (the
+    transaction takes its slot, or says it is full). 422 with the days that have room when
+    every day was seen full (read again first: a cancelled order gives its slot back)."""
+    if known.wanted_day is not None:
+        return known.wanted_day
     rules = load_shop().delivery_rules()
     free = [d.isoformat() for d in next_available(clock.now(), rules, known.taken)]
-    if wanted is None and free:
+    if not free:
+        free = days_with_room(svc, clock.now(), known.taken)
+    if free:
         return free[0]
-    if wanted is not None and wanted in free:
-        return wanted
+    replay_first(svc, known, int(clock.now().timestamp()))
     raise reject(
         errors.delivery_day_unavailable("full", DeliveryDayUnavailable("full").message, free),
         email=mask_email(email),
     )
 
 
-def replayed(svc: Services, known: Known, key: str | None, digest: str, now: int) -> Result | None:
-    """Same key + same body: the stored response. Same key + another body: 409."""
-    if not key:
-        return None
-    outcome = svc.store.replay_of(known.idempotency, digest, now)
-    return None if outcome is None else replay_result(outcome)
-
-
 def judge(
-    svc: Services, req: OrderRequest, known: Known, bot: Future[None], rcpt: Future[Any]
+    svc: Services,
+    req: OrderRequest,
+    known: Known,
+    bot: Future[None],
+    rcpt: Future[Any],
+    now: int,
 ) -> list[str]:
-    """Every verdict, in the order the client should hear them; returns the order's flags."""
+    """Every verdict this container can give before writing, in the order the client should
+    hear them; returns the order's flags. (The transaction may still refuse on what another
+    container counted, or a suppression.) Before any refusal, `replay_first`: a retry of an
+    order taken earlier gets its stored answer, and its failed bot check is not counted."""
     email = mask_email(req.email)
     settle(rcpt)  # both waited for first: nothing runs on after the answer
     bot_error = bot.exception()
     if known.bot_failures is not None and not known.bot_failures.allowed:
+        replay_first(svc, known, now)
         raise reject(
             errors.rate_limited(known.bot_failures.retry_after, "bot_failures"), email=email
         )
     if bot_error is not None:
-        count_bot_failure(svc, known)
+        replay_first(svc, known, now)
+        count_bot_failure(svc, known, now)
+        if known.bot_failures is not None and not known.bot_failures.allowed:
+            raise reject(
+                errors.rate_limited(known.bot_failures.retry_after, "bot_failures"), email=email
+            )
     guard.bot_verdict(bot_error, req.email)
     for decision in known.limits:
         if not decision.allowed:
+            replay_first(svc, known, now)
             raise reject(
                 errors.rate_limited(decision.retry_after, decision.limit.scope), email=email
             )
-    if known.suppressed.get(req.email.lower()):
-        raise reject(errors.suppressed_address(), email=email)
+    rcpt_error = rcpt.exception()
+    if rcpt_error is not None:
+        replay_first(svc, known, now)
+        if undeliverable(rcpt_error) and suppressed_now(svc, req.email, now):
+            raise reject(errors.suppressed_address(), email=email)  # the clearer answer
     flags = guard.recipient_verdict(
-        rcpt.result() if rcpt.exception() is None else None, rcpt.exception(), req.email
+        rcpt.result() if rcpt_error is None else None, rcpt_error, req.email
     )
     if UNVERIFIED in flags:
         for decision in known.unverified:
-            if not decision.allowed:  # a throwaway domain must not become a bounce cannon
-                raise reject(
-                    errors.service_unavailable(min(decision.retry_after, 3600), "dns"),
-                    f"dns_unverified_cap_{decision.limit.scope}",
-                    email=email,
-                )
+            if not decision.allowed:
+                replay_first(svc, known, now)
+                unverified_cap(decision, email)
     return flags
 
 
-def count_bot_failure(svc: Services, known: Known) -> None:
+class Replayed(Exception):
+    """A refused request turned out to be a retry of an order taken earlier."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__("replayed")
+        self.result = result
+
+
+def replay_first(svc: Services, known: Known, now: int) -> None:
+    """Before refusing a request with a key: raise Replayed with its stored answer, if it
+    has one (one read, on refusals only, and once)."""
+    if known.replay_checked or not known.key:
+        return
+    known.replay_checked = True
+    stored = stored_answer(svc, known.key, known.digest, now)
+    if stored is not None:
+        raise Replayed(stored)
+
+
+def undeliverable(error: BaseException) -> bool:
+    from chalicelib.recipients import Undeliverable
+
+    return isinstance(error, Undeliverable)
+
+
+def suppressed_now(svc: Services, email: str, now: int) -> bool:
+    """One read of the address's suppression (a refusal's wording only: False if it fails)."""
+    try:
+        return bool(svc.suppression.is_suppressed(email, now))
+    except StoreUnavailable:
+        return False
+
+
+def unverified_cap(decision: Decision, email: str) -> None:
+    """503: a throwaway domain must not become a bounce cannon."""
+    raise reject(
+        errors.service_unavailable(min(decision.retry_after, 3600), "dns"),
+        f"dns_unverified_cap_{decision.limit.scope}",
+        email=email,
+    )
+
+
+def count_bot_failure(svc: Services, known: Known, now: int) -> None:
     """A failed bot check counts against the caller's IP (never against an email address:
-    nobody can spend another person's allowance)."""
-    from chalicelib.ratelimit import count_now
+    nobody can spend another person's allowance). `known.bot_failures` becomes the decision
+    that held (a window another container filled refuses with 429)."""
+    from chalicelib.ratelimit import count_checked
 
     if known.bot_failures is None:
         return
     try:
-        count_now(svc.dynamodb, known.bot_failures)
+        decision, item = count_checked(svc.dynamodb, known.bot_failures, now)
     except StoreUnavailable as e:
         log("bot_failure_uncounted", "warning", detail=str(e)[:200])
+        return
+    svc.last_seen.put(decision.limit.pk, item, now)
+    known.bot_failures = decision
+
+
+@dataclass
+class Attempt:
+    """The create transaction's extra items, and what each one is."""
+
+    items: list[dict[str, Any]]
+    limits: int  # items[:limits] are the counters (known.limits, then the unverified ones)
+    bot: int | None  # the IP's failed-bot-check window (a check, nothing counted)
+    slot: int | None  # the delivery day's slot
+    suppression: dict[int, str]  # index -> the suppression pk it checks
+
+
+def attempt_items(
+    svc: Services,
+    limits: list[Decision],
+    bot: Decision | None,
+    day: str | None,
+    addresses: list[str],
+    now: int,
+) -> Attempt:
+    s = svc.settings
+    items: list[dict[str, Any]] = [{"Update": d.update} for d in limits]
+    bot_at = slot_at = None
+    if bot is not None:
+        bot_at = len(items)
+        items.append(check_item(bot))
+    if day:
+        slot_at = len(items)
+        items.append(slots.take(s.orders_table, day, load_shop().delivery_rules().capacity_per_day))
+    sup: dict[int, str] = {}
+    for pk in dict.fromkeys(pk for a in addresses for pk in keys_for(a)):  # one check per item
+        sup[len(items)] = pk
+        items.append(not_suppressed(s.suppression_table, pk, now))
+    return Attempt(items, len(limits), bot_at, slot_at, sup)
 
 
 def create_order(
@@ -370,44 +486,85 @@ def create_order(
     known: Known,
     day: str | None = None,
 ) -> dict[str, Any] | Result:
-    """One transaction: the order, its idempotency record and the rate counters. Returns
-    the new order, or the replay when a concurrent request with the same key wrote first."""
+    """One transaction: the order, its idempotency record, the rate counters and the slot,
+    checking every recipient's suppression. Returns the new order, or the replay when the
+    key's record is there already (a retry, or a concurrent request that wrote first)."""
     s = svc.settings
+    seen = svc.last_seen
+    email = mask_email(req.email)
     idem = Idempotency(key, digest) if key else None
-    build = order_builder(
-        req, key, digest, now, flags, s.outbox_lease_seconds, s.dns_recheck_seconds, day
-    )
     limits = list(known.limits) + (list(known.unverified) if UNVERIFIED in flags else [])
-    rules = load_shop().delivery_rules()
-    slot = [slots.take(s.orders_table, day, rules.capacity_per_day)] if day else []
+    addresses = [req.email, *(a for a in s.merchant_emails if not known.suppressed.get(a.lower()))]
     for _ in range(CREATE_ATTEMPTS):
-        extra = [{"Update": d.update} for d in limits] + slot
-        outcome = svc.store.create(build, ids.new_order_id, idem, now, response_body, extra)
+        build = order_builder(
+            req, key, digest, now, flags, s.outbox_lease_seconds, s.dns_recheck_seconds, day
+        )
+        plan = attempt_items(svc, limits, known.bot_failures, day, addresses, now)
+        outcome = svc.store.create(build, ids.new_order_id, idem, now, response_body, plan.items)
         if outcome.kind == "created" and outcome.order is not None:
+            for d in limits:
+                seen.put(d.limit.pk, d.after, now)
             return outcome.order
         if outcome.kind in ("replay", "conflict"):
             return replay_result(outcome)
-        if outcome.kind != "refused" or outcome.refused is None:
+        if outcome.kind != "refused" or not outcome.refused:
             raise StoreUnavailable(f"unexpected create outcome {outcome.kind}")
-        if outcome.refused == len(limits):  # the day's last slot went to another order
-            taken = {**known.taken, str(day): rules.capacity_per_day}
-            free = [d.isoformat() for d in next_available(clock.now(), rules, taken)]
+        failed = outcome.refused
+        known.replay_checked = True  # the key's record passed its condition: no replay
+        # what the expectations should have been: decide again on the items as they are
+        for i in (i for i in failed if i < plan.limits):
+            item = failed[i] or None
+            seen.put(limits[i].limit.pk, item, now)
+            limits[i] = decide(limits[i].limit, item, now, s.rate_limit_table)
+        if plan.bot is not None and plan.bot in failed and known.bot_failures is not None:
+            item = failed[plan.bot] or None
+            seen.put(known.bot_failures.limit.pk, item, now)
+            known.bot_failures = decide(known.bot_failures.limit, item, now, s.rate_limit_table)
+        suppressed = {
+            plan.suppression[i] for i in failed if i in plan.suppression and active(failed[i], now)
+        }
+        # the verdicts, in judge's order
+        if known.bot_failures is not None and not known.bot_failures.allowed:
             raise reject(
-                errors.delivery_day_unavailable(
-                    "full", DeliveryDayUnavailable("full").message, free
-                ),
-                email=mask_email(req.email),
+                errors.rate_limited(known.bot_failures.retry_after, "bot_failures"), email=email
             )
-        # a concurrent order moved this counter first: decide again on what it is now
-        moved = limits[outcome.refused]
-        again = decide(moved.limit, outcome.current or None, now, s.rate_limit_table)
-        if not again.allowed:
-            raise reject(
-                errors.rate_limited(again.retry_after, again.limit.scope),
-                email=mask_email(req.email),
-            )
-        limits[outcome.refused] = again
-    raise StoreUnavailable("rate counters kept moving")
+        for decision in limits[: len(known.limits)]:
+            if not decision.allowed:
+                raise reject(
+                    errors.rate_limited(decision.retry_after, decision.limit.scope), email=email
+                )
+        if suppressed & set(keys_for(req.email)):
+            known.suppressed[req.email.lower()] = True
+            raise reject(errors.suppressed_address(), email=email)
+        for decision in limits[len(known.limits) :]:
+            if not decision.allowed:
+                unverified_cap(decision, email)
+        for address in addresses[1:]:  # a suppressed merchant address: the order goes on
+            if suppressed & set(keys_for(address)):
+                known.suppressed[address.lower()] = True
+        addresses = [addresses[0], *(a for a in addresses[1:] if not known.suppressed[a.lower()])]
+        if plan.slot is not None and plan.slot in failed and day:
+            seen.put(slots.slot_pk(day), failed[plan.slot] or None, now)
+            known.taken[day] = int(failed[plan.slot].get("n", 0))
+            if known.wanted_day is not None:  # the day the shopper chose is full
+                raise reject(
+                    errors.delivery_day_unavailable(
+                        "full",
+                        DeliveryDayUnavailable("full").message,
+                        days_with_room(svc, clock.now(), known.taken),
+                    ),
+                    email=email,
+                )
+            free = days_with_room(svc, clock.now(), known.taken)  # read, on this path only
+            if not free:
+                raise reject(
+                    errors.delivery_day_unavailable(
+                        "full", DeliveryDayUnavailable("full").message, []
+                    ),
+                    email=email,
+                )
+            day = free[0]  # the earliest day with room, as read
+    raise StoreUnavailable("expectations kept moving")
 
 
 def request_deadline(svc: Services, remaining_ms: float | None, started: float) -> float:

@@ -5,7 +5,8 @@
 * `call`: runs one client operation; a condition failure or a cancelled transaction is
   re-raised as it is (the caller decides what it means), every other AWS or network error
   becomes `StoreUnavailable` (the API answers 503).
-* `is_condition_failure`, `cancellation_reasons`: the one way to read those two errors.
+* `is_condition_failure`, `condition_failure_item`, `cancellation_reasons`: the one way to
+  read those two errors (and the item a failed condition saw).
 * `batch_get`: one BatchGetItem over several tables (strongly consistent), unprocessed keys
   retried.
 """
@@ -70,6 +71,14 @@ def error_code(exc: BaseException) -> str:
 
 def is_condition_failure(exc: BaseException) -> bool:
     return error_code(exc) == CONDITION_FAILED
+
+
+def condition_failure_item(exc: BaseException) -> dict[str, Any] | None:
+    """The item a failed condition was evaluated on (requested with
+    `ReturnValuesOnConditionCheckFailure=ALL_OLD`), decoded; None when it doesn't exist."""
+    response = getattr(exc, "response", None)
+    raw = response.get("Item") if isinstance(response, dict) else None
+    return load(raw) if raw else None
 
 
 def update_if(client: Any, **kwargs: Any) -> bool:

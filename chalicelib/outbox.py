@@ -8,8 +8,8 @@ process died before that write stored the message id; once the lease expires, th
 sends that email again. The lease is longer than the longest possible SES call (botocore
 timeouts x attempts), so a slow send is never duplicated by a sweeper.
 
-Suppression is checked before every send. The request path passes what it already read in
-its one BatchGetItem (`known`: canonical address -> suppressed?); the sweeper reads it.
+Suppression is checked before every send. The request path passes what its create
+transaction checked (`known`: lower-cased address -> suppressed?); the sweeper reads it.
 """
 
 from __future__ import annotations

@@ -7,19 +7,21 @@ windows later. Keys are hashed: the table holds no email or IP addresses.
 The estimate for "now" is `p * (1 - elapsed/window) + c` (the two-window weighted scheme), so
 a burst across a window boundary can't get twice the limit through.
 
-Nothing here calls AWS on its own: the caller reads the items (one BatchGetItem with the rest
-of the order's reads), asks `decide()`, and puts `Decision.update` into the transaction that
-creates the order, so a request is counted only once it has passed the bot check and the
-order is really written. The update is conditional on the state `decide()` saw; if a
-concurrent request changed it, the transaction is cancelled with the new item and the caller
-decides again.
+Nothing here calls AWS on its own, and POST /orders reads no window before it writes: it asks
+`decide()` about the item as this container last saw it (chalicelib/lastseen.py; never seen:
+absent) and puts `Decision.update` into the transaction that creates the order, so a request
+is counted only once it has passed the bot check and the order is really written. The update
+is conditional on the state `decide()` assumed; if that was wrong (another container, a
+concurrent request), the transaction is cancelled with the item as it is and the caller
+decides again on that. `check_item` is the same condition without the count (a window the
+order must respect but doesn't add to: the IP's failed bot checks).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import ddb
@@ -53,6 +55,7 @@ class Decision:
     allowed: bool
     retry_after: int
     update: dict[str, Any]  # an Update for TransactWriteItems (or UpdateItem's kwargs)
+    after: dict[str, Any] = field(default_factory=dict)  # the item once `update` is applied
 
 
 def _state(item: dict[str, Any] | None, now: float, window: int) -> tuple[int, int, int]:
@@ -115,12 +118,30 @@ def decide(limit: Limit, item: dict[str, Any] | None, now: float, table: str) ->
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
     retry = 0 if allowed else _retry_after(item, now, limit.count, window)
-    return Decision(limit, allowed, retry, update)
+    after = {"w": ws, "c": cur + 1, "p": prev, "expires_at": values[":exp"]}
+    return Decision(limit, allowed, retry, update, after)
+
+
+def check_item(decision: Decision) -> dict[str, Any]:
+    """A ConditionCheck for TransactWriteItems: the window is still as `decide()` assumed
+    (so its verdict holds), nothing counted."""
+    update = decision.update
+    cond = str(update["ConditionExpression"])
+    values = {k: v for k, v in update["ExpressionAttributeValues"].items() if k in cond}
+    return {
+        "ConditionCheck": {
+            "TableName": update["TableName"],
+            "Key": update["Key"],
+            "ConditionExpression": cond,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
 
 
 def count_now(client: Any, decision: Decision) -> bool:
-    """Count one hit outside a transaction (failed bot checks); best effort: False when a
-    concurrent hit changed the item first (that hit was counted, this one is dropped)."""
+    """Count one hit outside a transaction; best effort: False when a concurrent hit changed
+    the item first (that hit was counted, this one is dropped)."""
     kwargs = {
         k: v for k, v in decision.update.items() if k != "ReturnValuesOnConditionCheckFailure"
     }
@@ -131,3 +152,30 @@ def count_now(client: Any, decision: Decision) -> bool:
             return False
         raise
     return True
+
+
+COUNT_ATTEMPTS = 3
+
+
+def count_checked(
+    client: Any, decision: Decision, now: float
+) -> tuple[Decision, dict[str, Any] | None]:
+    """Count one hit outside a transaction (a failed bot check) unless the window is full.
+
+    The update is conditional on the state `decision` assumed; when the item turned out
+    different, it is decided again on the item the failure hands back (a few times). Returns
+    the decision that held and the item as last seen (None: absent, or not seen).
+    """
+    current: dict[str, Any] | None = None
+    for _ in range(COUNT_ATTEMPTS):
+        if not decision.allowed:
+            return decision, current
+        try:
+            ddb.call(client, "update_item", **decision.update)
+            return decision, decision.after
+        except Exception as e:
+            if not ddb.is_condition_failure(e):
+                raise
+            current = ddb.condition_failure_item(e)
+            decision = decide(decision.limit, current, now, str(decision.update["TableName"]))
+    return decision, current

@@ -1,12 +1,12 @@
 """Which Idempotency-Keys this container has seen lately: a hint, never a decision.
 
-POST /orders starts Turnstile alongside its one read when the request's key is new here,
-and only after the read (which finds a stored order, if there is one) when the key was seen
-lately: a key seen again is most likely a retry, and a retry is most likely a replay, which
-then costs one read and no siteverify call. Getting the hint wrong costs time, not
-correctness: a replay landing on a container that never saw its key makes one siteverify
-call whose answer is not used; a first attempt whose key someone sent before waits for the
-read before Turnstile starts.
+POST /orders reads nothing before its create transaction when the request's key is new here
+(Turnstile starts at once); when the key was seen lately it reads the key's record first and
+starts Turnstile only after it: a key seen again is most likely a retry, and a retry is most
+likely a replay, which then costs one read and no siteverify call. Getting the hint wrong
+costs time, not correctness: a replay landing on a container that never saw its key makes
+one siteverify call and is found by the transaction (or by a refusal's look-up); a first
+attempt whose key someone sent before waits for the read before Turnstile starts.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chalicelib.admin import Admin
     from chalicelib.adminauth import AdminAuth
     from chalicelib.fulfilment import Fulfilment
+    from chalicelib.lastseen import LastSeen
     from chalicelib.mail import Mailer
     from chalicelib.recipients import RecipientChecker
     from chalicelib.retries import RecentKeys
@@ -75,6 +76,14 @@ class Services:
         from chalicelib.retries import RecentKeys
 
         return RecentKeys()
+
+    @cached_property
+    def last_seen(self) -> LastSeen:
+        """The items this container last saw that orders are checked against: rate windows
+        and full delivery days (chalicelib/lastseen.py)."""
+        from chalicelib.lastseen import LastSeen
+
+        return LastSeen()
 
     @cached_property
     def turnstile(self) -> TurnstileClient:

@@ -4,7 +4,10 @@
 in the transaction that creates it (`take`: ADD n 1 only while n < capacity), so two orders can
 never share the last slot and a replay (whose transaction is cancelled by its idempotency
 record) never takes a second one. A cancelled order gives it back (chalicelib/lifecycle.py).
-Reads ride on the order's one BatchGetItem (`keys`), or one BatchGetItem for the catalog.
+An order reads no counts: it tries the requested day, or the earliest day this container hasn't
+seen full lately (chalicelib/lastseen.py, `slots_cache_seconds`), and a full day's cancelled
+transaction hands back its count. Reads: one BatchGetItem for the catalog, or for the days
+offered with a refusal.
 
 The catalog's counts are reused in-process for `slots_cache_seconds` (30 s; keyed by
 endpoint, table and days): a day shown available that filled up meanwhile only means a later

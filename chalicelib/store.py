@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import ddb
@@ -52,8 +52,9 @@ class CreateOutcome:
     kind: str  # "created" | "replay" | "conflict" | "refused"
     order: dict[str, Any] | None = None
     response: dict[str, Any] | None = None  # replay: the stored response body
-    refused: int | None = None  # "refused": index into `extra` whose condition failed
-    current: dict[str, Any] | None = None  # "refused": that item as it is now
+    # "refused": index into `extra` -> that item as it is now ({} when absent), for every
+    # extra item whose condition failed
+    refused: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,10 +196,9 @@ class OrderStore:
                 if found is None:  # expired between the two reads: try again
                     continue
                 return found
-            refused = [i for i in failed if i >= first_extra]
+            refused = {i - first_extra: current(i) for i in failed if i >= first_extra}
             if refused:
-                i = refused[0]
-                return CreateOutcome("refused", refused=i - first_extra, current=current(i))
+                return CreateOutcome("refused", refused=refused)
             # order id collision: try a fresh id
         raise StoreUnavailable("could not allocate an order id")
 

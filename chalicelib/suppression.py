@@ -84,6 +84,20 @@ def hashed_key(email: str) -> str:
     return f"{SUPPRESSION_PREFIX}h:{address_hash(email)}"
 
 
+def not_suppressed(table: str, pk: str, now: float) -> dict[str, Any]:
+    """A ConditionCheck for TransactWriteItems: no active suppression is stored under `pk`
+    (`active()`'s rule, evaluated by DynamoDB). Its failure hands back the suppression."""
+    return {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": {"pk": {"S": pk}},
+            "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+            "ExpressionAttributeValues": {":now": {"N": _num(now)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
 def active(record: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
     """`record` (a decoded item) if it suppresses at `now`, else None (absent or expired:
     DynamoDB's TTL deletion is lazy, up to days late)."""

@@ -99,8 +99,9 @@ class LostResponseProxy(LoopbackServer):
     connection is closed without one: the client sees a read timeout for a write that did
     happen, and botocore retries it. `lost` counts the answers lost; `seen` every target.
 
-    With `answer`, that request never reaches the server: the proxy answers it itself, 200
-    with `answer` as the body (a reply the SDK parses but the app can't use).
+    With `answer`, that request never reaches the server: the proxy answers it itself,
+    `answer_status` (200) with `answer` as the body (a reply the SDK parses but the app can't
+    use).
 
     With `release_when`, nothing is lost: that request's answer is held until
     `release_when()` is true (polled) or `hold_seconds` pass, then delivered; `released`
@@ -116,6 +117,7 @@ class LostResponseProxy(LoopbackServer):
         operation: str,
         hold_seconds: float = 2.5,
         answer: bytes | None = None,
+        answer_status: int = 200,
         release_when: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
@@ -123,6 +125,7 @@ class LostResponseProxy(LoopbackServer):
         self.operation = operation
         self.hold_seconds = hold_seconds
         self.answer = answer
+        self.answer_status = answer_status
         self.release_when = release_when
         self.lost = 0
         self.released: list[bool] = []
@@ -160,7 +163,7 @@ class LostResponseProxy(LoopbackServer):
                     if lose:
                         proxy.lost += 1
                 if lose and proxy.answer is not None:  # answered here, never forwarded
-                    self.send_response(200)
+                    self.send_response(proxy.answer_status)
                     self.send_header("Content-Type", "application/x-amz-json-1.0")
                     self.send_header("Content-Length", str(len(proxy.answer)))
                     self.end_headers()

@@ -31,22 +31,26 @@ def client(aws: MotoServer, guard_env: dict[str, str]) -> Iterator[object]:
         yield c
 
 
-# The read answers with an attribute type no DynamoDB item can have: botocore parses the
-# reply, the app's codec can't decode it (an unexpected error, i.e. a bug's stand-in).
-GARBLED_READ = (
-    b'{"Responses": {"orders": [{"pk": {"S": "x"}, "a": {"boom /secret": "x"}}]},'
-    b' "UnprocessedKeys": {}}'
+# The create transaction is cancelled with an item holding an attribute type no DynamoDB item
+# can have: botocore parses the reply, the app's codec can't decode it (an unexpected error,
+# i.e. a bug's stand-in).
+GARBLED_CANCELLATION = (
+    b'{"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",'
+    b' "Message": "Transaction cancelled", "CancellationReasons": [{"Code":'
+    b' "ConditionalCheckFailed", "Item": {"pk": {"S": "x"}, "a": {"boom /secret": "x"}}}]}'
 )
 
 
 @pytest.fixture()
 def garbled_read(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """Injected fault at the HTTP level: the order's BatchGetItem gets GARBLED_READ back from a
-    proxy in front of moto instead of moto's answer."""
+    """Injected fault at the HTTP level: the order's TransactWriteItems gets
+    GARBLED_CANCELLATION back from a proxy in front of moto instead of moto's answer."""
     from tests.servers import LostResponseProxy, app_behind
 
     with (
-        LostResponseProxy(aws.url, "BatchGetItem", answer=GARBLED_READ) as proxy,
+        LostResponseProxy(
+            aws.url, "TransactWriteItems", answer=GARBLED_CANCELLATION, answer_status=400
+        ) as proxy,
         app_behind(proxy, monkeypatch),
     ):
         yield proxy

@@ -77,6 +77,44 @@ def test_no_day_given_takes_the_earliest_day_with_room(client: Any, ddb: Any, pr
     assert json.loads(post_order(client, order_body()).body)["delivery_day"] == second
 
 
+def put_slot(ddb: Any, day: str, n: int) -> None:
+    """Another container's orders: the day's counter, written from outside the app."""
+    ddb.put_item(TableName="orders", Item={"pk": {"S": f"slot#{day}"}, "n": {"N": str(n)}})
+
+
+def test_days_filled_elsewhere_send_the_order_to_the_next_day_with_room(
+    client: Any, ddb: Any, profile: Any
+) -> None:
+    """Nothing is read first: the earliest day's slot fails in the transaction, the counts
+    are read once, and the order goes to the earliest day that has room."""
+    profile(weekdays=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], capacity_per_day=2)
+    offered = [d["date"] for d in days(client)]
+    for day in offered[:3]:
+        put_slot(ddb, day, 2)
+    r = post_order(client, order_body())
+    assert r.status_code == 201, r.body
+    assert json.loads(r.body)["delivery_day"] == offered[3]
+    assert [slot_count(ddb, d) for d in offered[:4]] == [2, 2, 2, 1]
+
+
+def test_every_day_full_without_a_day_asked_for_is_422_with_none_offered(
+    client: Any, ddb: Any, profile: Any
+) -> None:
+    profile(capacity_per_day=1)
+    offered = [d["date"] for d in days(client)]
+    for day in offered:
+        put_slot(ddb, day, 1)
+    r = post_order(client, order_body())
+    err = error_of(r)
+    assert r.status_code == 422, r.body
+    assert (err["code"], err["reason"], err["next_available"]) == (
+        "delivery_day_unavailable",
+        "full",
+        [],
+    )
+    assert [slot_count(ddb, d) for d in offered] == [1] * len(offered)
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [

@@ -1059,11 +1059,13 @@ def test_only_the_right_functions_hold_the_dangerous_grants() -> None:
             for a in as_list(s["Action"])
         }
 
-    # the API reads the suppression list (one batch read per order); only the back office's
-    # "remove from suppression" (deletes) and erasure (a hashed row) change it - never SES
-    # feedback's own soft-bounce counters (no UpdateItem/GetItem here)
+    # the API checks the suppression list (a ConditionCheck in each order's transaction; the
+    # back office reads it); only the back office's "remove from suppression" (deletes) and
+    # erasure (a hashed row) change it - never SES feedback's own soft-bounce counters (no
+    # UpdateItem/GetItem here)
     assert actions_on("APIHandler", "SUPPRESSION_TABLE") == {
         "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",
     }
@@ -1083,7 +1085,7 @@ def test_only_the_right_functions_hold_the_dangerous_grants() -> None:
     assert "turnstile-secret" not in text["SweepOutbox"] + text["HandleSesFeedback"]
     assert "ses:SendEmail" not in text["HandleSesFeedback"]
     assert "sqs:SendMessage" not in text["APIHandler"] + text["SweepOutbox"]
-    # batch reads: the API (one per order) and the sweeper (a suppression check)
+    # batch reads: the API (the back office, a refusal's offer) and the sweeper (suppression)
     assert "dynamodb:BatchGetItem" not in text["HandleSesFeedback"] + text["SweepRetention"]
 
 

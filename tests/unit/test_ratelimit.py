@@ -101,3 +101,42 @@ def test_other_dynamodb_errors_propagate(ddb: Any) -> None:
     d = decide(Limit("ip", IP, 5, 600), None, 1.0, "no-such-table")
     with pytest.raises(StoreUnavailable):
         count_now(ddb, d)
+
+
+def test_a_failed_bot_check_on_a_stale_guess_is_counted_on_the_real_item(ddb: Any) -> None:
+    """count_checked: the guess (never seen: empty) was wrong; the failure hands back the item
+    and the hit is counted on it, not dropped."""
+    from chalicelib.ratelimit import count_checked
+
+    lim = Limit("botfail_ip", IP, 3, 600)
+    hit(ddb, lim, 10.0)  # another container's failure
+    decision, item = count_checked(ddb, decide(lim, None, 11.0, TABLE), 11.0)
+    assert decision.allowed and item is not None and item["c"] == 2
+    assert stored(ddb, lim)["c"] == 2  # type: ignore[index]
+
+
+def test_a_full_window_found_by_count_checked_is_refused_and_not_counted(ddb: Any) -> None:
+    from chalicelib.ratelimit import count_checked
+
+    lim = Limit("botfail_ip", IP, 2, 600)
+    hit(ddb, lim, 10.0)
+    hit(ddb, lim, 10.0)
+    decision, item = count_checked(ddb, decide(lim, None, 11.0, TABLE), 11.0)
+    assert not decision.allowed and decision.retry_after >= 1
+    assert item is not None and item["c"] == 2
+    assert stored(ddb, lim)["c"] == 2  # type: ignore[index]
+
+
+def test_check_item_holds_while_the_window_is_as_decided_and_counts_nothing(ddb: Any) -> None:
+    from chalicelib.ratelimit import check_item
+
+    lim = Limit("botfail_ip", IP, 5, 600)
+    d = decide(lim, None, 11.0, TABLE)
+    ddb.transact_write_items(TransactItems=[check_item(d)])  # absent, as decided: holds
+    assert stored(ddb, lim) is None
+    hit(ddb, lim, 12.0)  # the window moves
+    with pytest.raises(ddb.exceptions.TransactionCanceledException) as e:
+        ddb.transact_write_items(TransactItems=[check_item(d)])
+    reasons = e.value.response["CancellationReasons"]
+    assert reasons[0]["Code"] == "ConditionalCheckFailed"
+    assert codec.load(reasons[0]["Item"])["c"] == 1  # the item as it is, to decide again on
