@@ -63,12 +63,12 @@ def _remaining_ms() -> float | None:
         return None
 
 
-def _edge() -> bool:
+def _edge(settings: Any = None) -> bool:
     """403 in cloud stages unless the request came through CloudFront; True if it did."""
     from chalicelib.guard import require_edge
     from chalicelib.settings import load
 
-    return require_edge(load(), _headers())
+    return require_edge(settings or load(), _headers())
 
 
 @app.route("/catalog", methods=["GET"], cors=False)
@@ -85,11 +85,13 @@ def get_catalog() -> Response:
 @app.route("/orders", methods=["POST"], content_types=["*/*"], cors=False)
 def post_order() -> Response:
     from chalicelib import checkout
+    from chalicelib.services import services
 
     req = _request()
     headers = _headers()
     try:
-        trusted = _edge()
+        svc = services()  # the settings are read once per request
+        trusted = _edge(svc.settings)
     except ApiError as e:
         return _error(e)
     except Exception as e:  # noqa: BLE001 - e.g. SSM unreachable: no stack trace
@@ -105,7 +107,7 @@ def post_order() -> Response:
         remaining_ms=_remaining_ms(),
     )
     try:
-        result = checkout.place_order(incoming)
+        result = checkout.place_order(incoming, svc)
     except ApiError as e:
         return _error(e)
     except Exception as e:  # noqa: BLE001 - never a stack trace to the client

@@ -205,9 +205,10 @@ def look_up_and_verify(
     siteverify nor waits for it. (A replay on a container that never saw its key is found by
     the create transaction, or by the refusal's look-up; the siteverify token is the
     attempt's own: its idempotency_key gives a retry of it the same answer.)"""
-    rcpt = svc.pool.submit(svc.recipients.check, req.email)
     seen = bool(key) and svc.recent_keys.saw(str(key))
-    if seen:
+    bot = None if seen else verify_bot(svc, req, ip, key)
+    rcpt = check_recipient(svc, req.email)
+    if bot is None:  # a key seen lately: its record first
         try:
             replay = stored_answer(svc, key, digest, now)
         except BaseException:
@@ -216,7 +217,7 @@ def look_up_and_verify(
         if replay is not None:
             settle(rcpt)
             return replay
-    bot = verify_bot(svc, req, ip, key)
+        bot = verify_bot(svc, req, ip, key)
     known = expect(svc, req, ip, now, wanted_day)
     known.key, known.digest, known.replay_checked = key, digest, seen
     return known, bot, rcpt
@@ -229,6 +230,20 @@ def stored_answer(svc: Services, key: str | None, digest: str, now: int) -> Resu
     record = svc.store.get(svc.store.idempotency_pk(key))
     outcome = svc.store.replay_of(record, digest, now)
     return None if outcome is None else replay_result(outcome)
+
+
+def check_recipient(svc: Services, email: str) -> Future[Any]:
+    """The recipient check, in the pool; here and now when its domain's DNS verdict is
+    cached (no I/O then: a warm container's usual case, without a thread hand-off)."""
+    checker = svc.recipients
+    if not checker.dns.cached(email.rpartition("@")[2]):
+        return svc.pool.submit(checker.check, email)
+    done: Future[Any] = Future()
+    try:
+        done.set_result(checker.check(email))
+    except Exception as e:  # noqa: BLE001 - the verdict's exception, read by judge()
+        done.set_exception(e)
+    return done
 
 
 def verify_bot(svc: Services, req: OrderRequest, ip: str | None, key: str | None) -> Future[None]:

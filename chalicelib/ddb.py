@@ -1,7 +1,8 @@
 """DynamoDB plumbing shared by every store: one codec, one error mapping, one batch read.
 
-* `dump` / `load`: boto3's TypeSerializer / TypeDeserializer; numbers come back as int (or
-  float) instead of Decimal.
+* `dump` / `load`: DynamoDB's wire form (the common types directly, the rest by boto3's
+  TypeSerializer) / boto3's TypeDeserializer; numbers come back as int (or float) instead
+  of Decimal.
 * `call`: runs one client operation; a condition failure or a cancelled transaction is
   re-raised as it is (the caller decides what it means), every other AWS or network error
   becomes `StoreUnavailable` (the API answers 503).
@@ -34,14 +35,32 @@ def _codec() -> tuple[Any, Any]:
     return TypeSerializer(), TypeDeserializer()
 
 
+_MAX_N = 10**38  # DynamoDB numbers: 38 significant digits
+
+
 def value(v: Any) -> dict[str, Any]:
-    """One attribute value in DynamoDB's wire form."""
+    """One attribute value in DynamoDB's wire form: str, bool, int, None, dict, list and
+    tuple directly (what orders, counters and records are made of: ~4x cheaper than boto3's
+    TypeSerializer, which checks every type in turn); anything else (Decimal, bytes, sets,
+    a float or a number DynamoDB can't hold, which it refuses) by TypeSerializer."""
+    t = type(v)
+    if t is str:
+        return {"S": v}
+    if t is bool:
+        return {"BOOL": v}
+    if t is int and -_MAX_N < v < _MAX_N:
+        return {"N": str(v)}
+    if v is None:
+        return {"NULL": True}
+    if t is dict:
+        return {"M": {k: value(x) for k, x in v.items()}}
+    if t is list or t is tuple:
+        return {"L": [value(x) for x in v]}
     return dict(_codec()[0].serialize(v))
 
 
 def dump(item: dict[str, Any]) -> dict[str, Any]:
-    ser = _codec()[0]
-    return {k: ser.serialize(v) for k, v in item.items()}
+    return {k: value(v) for k, v in item.items()}
 
 
 def load(raw: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -128,6 +129,19 @@ def _reason(day: date, now_utc: datetime, today: date, rules: DeliveryRules) -> 
 def choosable_days(now: datetime, rules: DeliveryRules) -> list[date]:
     """Every day a shopper may choose at `now`, earliest first (capacity not considered)."""
     now_utc = _aware(now)
+    if rules.cutoff.second or rules.cutoff.microsecond:
+        return _choosable(now_utc, rules)
+    # The answer only changes at a cut-off or a local midnight, both on a whole minute: one
+    # computation per minute (an order asks twice, the catalog once more).
+    return list(_choosable_in_minute(int(now_utc.timestamp()) // 60, rules))
+
+
+@lru_cache(maxsize=16)
+def _choosable_in_minute(minute: int, rules: DeliveryRules) -> tuple[date, ...]:
+    return tuple(_choosable(datetime.fromtimestamp(minute * 60, UTC), rules))
+
+
+def _choosable(now_utc: datetime, rules: DeliveryRules) -> list[date]:
     today = local_today(now_utc, rules)
     days = (today + timedelta(days=i) for i in range(1, rules.horizon_days + 1))
     return [d for d in days if _reason(d, now_utc, today, rules) is None]

@@ -186,6 +186,11 @@ class DnsChecker:
         )
         return verdict
 
+    def cached(self, domain: str) -> bool:
+        """True if the domain's verdict is cached now (`verdict` would make no query)."""
+        hit = _CACHE.get((self.nameservers, domain.lower().rstrip(".")))
+        return hit is not None and hit[1] > _clock()
+
     # internals ---------------------------------------------------------------------------
     def _get_resolver(self) -> Any:
         return self._resolver

@@ -165,3 +165,22 @@ def test_a_suppressed_merchant_address_is_found_by_the_transaction_and_the_order
     assert order["emails"]["merchant"]["status"] == "suppressed"
     assert order["emails"]["customer"]["status"] == "sent"
     assert merchant not in json.dumps(aws.sent_mail()[-1:])
+
+
+def test_a_cached_dns_verdict_is_given_the_same_without_the_pool(
+    client: Any, aws: MotoServer, dns_server: Any
+) -> None:
+    """The second order to a domain has its verdict cached: the check runs in the request's
+    own thread (chalicelib.checkout.check_recipient) and refuses alike."""
+    from chalicelib.recipients import clear_cache
+
+    clear_cache()
+    body = order_body(email="jane@nowhere-at-all.test")
+    first, second = post_order(client, body), post_order(client, body)
+    assert first.status_code == second.status_code == 422
+    assert error_of(first)["reason"] == error_of(second)["reason"] == "no_such_domain"
+    assert services().recipients.dns.cached("nowhere-at-all.test")
+    ok = post_order(client, order_body())
+    again = post_order(client, order_body(email="other@deliverable.test"))
+    assert ok.status_code == again.status_code == 201
+    assert aws.orders() and len(aws.orders()) == 2

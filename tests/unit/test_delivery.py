@@ -248,3 +248,39 @@ def test_parse_day_is_strict() -> None:
     assert parse_day("2026-12-03") == date(2026, 12, 3)
     with pytest.raises(DeliveryDayUnavailable):
         parse_day("2026-12-03 ")
+
+
+@pytest.mark.parametrize(
+    "earlier, later",
+    [
+        (BEFORE_CUTOFF, AT_CUTOFF),  # the last second before the cut-off, then the cut-off
+        (LAST_SECOND_OF_TUE, MIDNIGHT_WED),  # local midnight
+    ],
+)
+def test_choosable_days_change_on_the_second_a_boundary_passes(
+    earlier: datetime, later: datetime
+) -> None:
+    """choosable_days is computed once per minute: the minute before a cut-off or midnight
+    and the minute it starts must each get their own answer, whatever is asked first."""
+    from datetime import timedelta
+
+    for first, second in ((earlier, later), (later, earlier)):
+        assert choosable_days(first, RULES) == [
+            d
+            for d in (first.date() + timedelta(days=i) for i in range(-1, 17))
+            if _choosable_now(d, first)
+        ]
+        assert choosable_days(second, RULES) == [
+            d
+            for d in (second.date() + timedelta(days=i) for i in range(-1, 17))
+            if _choosable_now(d, second)
+        ]
+    assert choosable_days(earlier, RULES) != choosable_days(later, RULES)
+
+
+def _choosable_now(day: Any, now: datetime) -> bool:
+    try:
+        check_day(day.isoformat(), now, RULES)
+    except DeliveryDayUnavailable:
+        return False
+    return True
