@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +61,41 @@ REF_CPU_P50 = (5, 14)  # <= 5 ms p50
 REF_CPU_P99 = (8, 19)  # <= 8 ms p99
 REF_REPLAY = (2, 14)  # replay <= 2 ms, against the first version's order p50
 REF_COLD_ORDER = (250, 356)  # first accepted order <= 250 ms
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' results as one: each number is the median of the rounds' (summaries
+    p50/p99/..., attributions, calls), `orders` their sum; anything else the first round's."""
+    first = rounds[0]
+    merged: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [r.get(key) for r in rounds]
+        if key == "orders" and all(isinstance(v, int) for v in values):
+            merged[key] = sum(v for v in values if isinstance(v, int))
+        elif isinstance(value, dict) and all(isinstance(v, dict) for v in values):
+            merged[key] = merge_rounds([v for v in values if isinstance(v, dict)])
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and all(isinstance(v, int | float) for v in values)
+        ):
+            merged[key] = statistics.median(float(v) for v in values if v is not None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_reference(refs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first version's rounds (bench/reference.py's answers) as one answer."""
+    missing = [r for r in refs if "result" not in r]
+    if missing:
+        return missing[0]
+    return {
+        **refs[0],
+        "seconds": round(sum(float(r.get("seconds", 0)) for r in refs), 1),
+        "rounds": len(refs),
+        "result": merge_rounds([r["result"] for r in refs]),
+    }
 
 
 def _ref_result(r: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -140,6 +176,11 @@ def rows_latency(r: dict[str, Any]) -> list[Row]:
     return out
 
 
+def _rounds(r: dict[str, Any]) -> str:
+    n = int(r.get("rounds", 1))
+    return f", median of {n} rounds" if n > 1 else ""
+
+
 def rows_cpu(r: dict[str, Any]) -> list[Row]:
     cpu, cat, rep = r["cpu_us"], r["catalog_cpu_us"], r["replay_cpu_us"]
     targets = {"p50": 5000, "p99": 8000}
@@ -148,7 +189,7 @@ def rows_cpu(r: dict[str, Any]) -> list[Row]:
     rows = [
         Row(
             "2 handler CPU/order",
-            f"{p} (n={r['orders']})",
+            f"{p} (n={r['orders']}{_rounds(r)})",
             f"{cpu[p]:,.0f} us",
             f"{cat[p]:,.0f} us (GET /catalog)",
             f"{cpu[p] / cat[p]:.1f}x",
@@ -160,7 +201,7 @@ def rows_cpu(r: dict[str, Any]) -> list[Row]:
     rows += [
         _ref_row(
             "2 handler CPU/order",
-            f"{p} vs first version (n={r['orders']})",
+            f"{p} vs first version (n={r['orders']}{_rounds(r)})",
             cpu[p],
             ref_cpu[p] if ref_cpu else None,
             why,
@@ -406,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     p.add_argument("--orders", type=int, default=100, help="latency: orders per variant")
     p.add_argument("--cpu-orders", type=int, default=300)
+    p.add_argument("--cpu-rounds", type=int, default=3, help="cpu: alternating rounds")
     p.add_argument("--cold-runs", type=int, default=15)
     p.add_argument(
         "--no-ref",
@@ -419,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
     if a.quick:
-        a.orders, a.cpu_orders, a.cold_runs = 10, 40, 3
+        a.orders, a.cpu_orders, a.cold_runs, a.cpu_rounds = 10, 40, 3, 1
     wanted = [f.strip() for f in a.only.split(",") if f.strip()]
     unknown = set(wanted) - set(FIGURES)
     if unknown:
@@ -442,12 +484,28 @@ def main(argv: list[str] | None = None) -> int:
 
         return both
 
+    def cpu_in_rounds() -> dict[str, Any]:
+        """Ours and the first version in alternating rounds (ours, first version, ours, ...):
+        the machine's drift within a run (it changes speed within minutes) falls on both.
+        Every summary figure is the median of the rounds' figures."""
+        n = max(1, a.cpu_orders // a.cpu_rounds)
+        ours: list[dict[str, Any]] = []
+        refs: list[dict[str, Any]] = []
+        for i in range(a.cpu_rounds):
+            print(f"[bench]   round {i + 1}/{a.cpu_rounds}", file=sys.stderr, flush=True)
+            ours.append(cpu.run(n))
+            if not a.no_ref:
+                print("[bench]   ... the first version (bench/reference.py)", file=sys.stderr)
+                refs.append(reference.cpu(n))
+        out = merge_rounds(ours)
+        out["rounds"] = len(ours)
+        if refs:
+            out["reference"] = merge_reference(refs)
+        return out
+
     plan: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "latency": (lambda: latency.run(a.orders), rows_latency),
-        "cpu": (
-            with_ref(lambda: cpu.run(a.cpu_orders), lambda: reference.cpu(a.cpu_orders)),
-            rows_cpu,
-        ),
+        "cpu": (cpu_in_rounds, rows_cpu),
         "cold": (
             with_ref(lambda: coldstart.run(a.cold_runs), lambda: reference.cold(a.cold_runs)),
             rows_cold,
