@@ -341,7 +341,12 @@ def choose_day(svc: Services, known: Known, email: str) -> str:
     if free:
         return free[0]
     replay_first(svc, known, int(clock.now().timestamp()))
-    raise reject(
+    raise day_full(free, email)
+
+
+def day_full(free: list[str], email: str) -> ApiError:
+    """422 `delivery_day_unavailable` (full), offering the days in `free` (logged)."""
+    return reject(
         errors.delivery_day_unavailable("full", DeliveryDayUnavailable("full").message, free),
         email=mask_email(email),
     )
@@ -561,23 +566,9 @@ def create_order(
         if plan.slot is not None and plan.slot in failed and day:
             seen.put(slots.slot_pk(day), failed[plan.slot] or None, now)
             known.taken[day] = int(failed[plan.slot].get("n", 0))
-            if known.wanted_day is not None:  # the day the shopper chose is full
-                raise reject(
-                    errors.delivery_day_unavailable(
-                        "full",
-                        DeliveryDayUnavailable("full").message,
-                        days_with_room(svc, clock.now(), known.taken),
-                    ),
-                    email=email,
-                )
             free = days_with_room(svc, clock.now(), known.taken)  # read, on this path only
-            if not free:
-                raise reject(
-                    errors.delivery_day_unavailable(
-                        "full", DeliveryDayUnavailable("full").message, []
-                    ),
-                    email=email,
-                )
+            if known.wanted_day is not None or not free:  # the chosen day, or every day, full
+                raise day_full(free, req.email)
             day = free[0]  # the earliest day with room, as read
     raise StoreUnavailable("expectations kept moving")
 

@@ -10,7 +10,7 @@ order is decided again on that, and this memory learns it.
 
 The expectations come from here: each rate-limit window as this container last wrote or was
 shown it (an item never seen is expected absent), and the delivery days this container saw
-full (for `full_seconds`, since a cancelled order gives its slot back). Getting a guess
+full (for `slots_cache_seconds`, since a cancelled order gives its slot back). Getting a guess
 wrong costs one more transaction, never a wrong answer: another container's orders move the
 windows it shares with this one (an IP, a returning customer), and their next order here is
 decided on what the cancellation shows.
@@ -47,14 +47,6 @@ class LastSeen:
             self._items.move_to_end(pk)
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
-
-    def forget(self, pk: str) -> None:
-        with self._lock:
-            self._items.pop(pk, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -164,10 +164,10 @@ class DnsChecker:
     def verdict(self, domain: str) -> str:
         """The domain's verdict (ASCII/punycode domain; case and a trailing dot ignored)."""
         domain = domain.lower().rstrip(".")
+        hit = self._hit(domain)
+        if hit is not None:
+            return hit
         key = (self.nameservers, domain)
-        hit = _CACHE.get(key)
-        if hit is not None and hit[1] > _clock():
-            return hit[0]
         started = time.perf_counter()
         verdict, ttl, detail = self._lookup(domain)
         if ttl > 0:
@@ -188,8 +188,12 @@ class DnsChecker:
 
     def cached(self, domain: str) -> bool:
         """True if the domain's verdict is cached now (`verdict` would make no query)."""
-        hit = _CACHE.get((self.nameservers, domain.lower().rstrip(".")))
-        return hit is not None and hit[1] > _clock()
+        return self._hit(domain.lower().rstrip(".")) is not None
+
+    def _hit(self, domain: str) -> str | None:
+        """The cached, unexpired verdict of `domain` (already lower-cased, no final dot)."""
+        hit = _CACHE.get((self.nameservers, domain))
+        return hit[0] if hit is not None and hit[1] > _clock() else None
 
     # internals ---------------------------------------------------------------------------
     def _get_resolver(self) -> Any:
