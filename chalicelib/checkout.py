@@ -48,7 +48,8 @@ from chalicelib.suppression import active, keys_for, not_suppressed
 
 MAX_BODY_BYTES = 16 * 1024
 UNVERIFIED = "dns_unverified"
-CREATE_ATTEMPTS = 4  # expectations corrected by a cancellation (windows, a full day) + a race
+CREATE_ATTEMPTS = 5  # expectations corrected by a cancellation (windows, a full day, a guessed
+# next day) + a race
 DEADLINE_MARGIN_SECONDS = 2.0  # kept back from Lambda's remaining time for the answer
 MIN_CREATE_SECONDS = 1.0  # time the create transaction and the answer need at least
 
@@ -515,6 +516,7 @@ def create_order(
     idem = Idempotency(key, digest) if key else None
     limits = list(known.limits) + (list(known.unverified) if UNVERIFIED in flags else [])
     addresses = [req.email, *(a for a in s.merchant_emails if not known.suppressed.get(a.lower()))]
+    first_day = day
     for _ in range(CREATE_ATTEMPTS):
         build = order_builder(
             req, key, digest, now, flags, s.outbox_lease_seconds, s.dns_recheck_seconds, day
@@ -566,11 +568,25 @@ def create_order(
         if plan.slot is not None and plan.slot in failed and day:
             seen.put(slots.slot_pk(day), failed[plan.slot] or None, now)
             known.taken[day] = int(failed[plan.slot].get("n", 0))
-            free = days_with_room(svc, clock.now(), known.taken)  # read, on this path only
-            if known.wanted_day is not None or not free:  # the chosen day, or every day, full
-                raise day_full(free, req.email)
-            day = free[0]  # the earliest day with room, as read
+            day = day_after_full(svc, known, req.email, guessed=day != first_day)
     raise StoreUnavailable("expectations kept moving")
+
+
+def day_after_full(svc: Services, known: Known, email: str, guessed: bool) -> str:
+    """The day to try once the transaction found the order's day full. A day the shopper
+    asked for: 422 offering the days with room (read). Else the earliest day not seen full,
+    unread (the next transaction's slot check is the read), when the full day was the first
+    choice; the counts are read when that guess was full too, or no day is left unseen."""
+    now = clock.now()
+    if known.wanted_day is None and not guessed:
+        rules = load_shop().delivery_rules()
+        unseen = [d.isoformat() for d in next_available(now, rules, known.taken)]
+        if unseen:
+            return unseen[0]
+    free = days_with_room(svc, now, known.taken)  # read, on this path only
+    if known.wanted_day is not None or not free:  # the chosen day, or every day, full
+        raise day_full(free, email)
+    return free[0]  # the earliest day with room, as read
 
 
 def request_deadline(svc: Services, remaining_ms: float | None, started: float) -> float:

@@ -184,3 +184,27 @@ def test_a_cached_dns_verdict_is_given_the_same_without_the_pool(
     again = post_order(client, order_body(email="other@deliverable.test"))
     assert ok.status_code == again.status_code == 201
     assert aws.orders() and len(aws.orders()) == 2
+
+
+def test_a_day_filled_elsewhere_costs_one_more_transaction_and_no_read(
+    client: Any, aws: MotoServer, calls: Calls, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The earliest day is full (another container's orders): the cancelled transaction says
+    so, and the order tries the next day straight away; the counts are not read."""
+    shop = tmp_path / "shop.json"
+    every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    shop.write_text(json.dumps({"delivery": {"weekdays": every_day, "capacity_per_day": 2}}))
+    monkeypatch.setenv("SHOP_PROFILE", str(shop))
+    monkeypatch.setenv("SLOTS_CACHE_SECONDS", "30")  # a full day is remembered (the default)
+    post_order(client, order_body(email="warm@deliverable.test"))  # takes one of the first day
+    offered = [d["date"] for d in json.loads(client.http.get("/catalog").body)["delivery_days"]]
+    ddb = aws.client("dynamodb")
+    ddb.put_item(TableName="orders", Item={"pk": {"S": f"slot#{offered[0]}"}, "n": {"N": "2"}})
+    calls.watch()
+    r = post_order(client, order_body())
+    assert r.status_code == 201, r.body
+    assert json.loads(r.body)["delivery_day"] == offered[1]
+    assert calls.names.count("TransactWriteItems") == 2 and "BatchGetItem" not in calls.names
+    calls.watch()
+    assert json.loads(post_order(client, order_body()).body)["delivery_day"] == offered[1]
+    assert calls.names.count("TransactWriteItems") == 1  # seen full: not tried again
