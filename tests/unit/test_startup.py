@@ -29,7 +29,7 @@ def test_hold_pauses_and_release_freezes_then_resumes_once(gc_state: None) -> No
     frozen = gc.get_freeze_count()
     startup.hold()
     assert not gc.isenabled()
-    kept = [object() for _ in range(1000)]  # made while held: frozen by the release
+    kept = [[] for _ in range(1000)]  # made while held (lists: tracked by the GC): frozen
     startup.release()
     assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(kept)
     assert gc.get_threshold() == startup.THRESHOLDS
