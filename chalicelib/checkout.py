@@ -7,7 +7,9 @@
     DNS || Turnstile      -> the recipient's DNS check and Turnstile, side by side; nothing is
                              read from DynamoDB first (a key this container saw lately is
                              likely a retry: its idempotency record is read first, and a
-                             replay then costs that one read and no siteverify call)
+                             replay then costs that one read and no siteverify call);
+                             both in the request's thread when the domain's DNS verdict is
+                             cached (nothing to run beside Turnstile: no thread hand-off)
     judge                 -> 429 / 403 / 422 / 503, in that order, on what this container
                              knows (chalicelib/lastseen.py); a refusal of a request with a key
                              first looks for its stored answer (one read, refusals only)
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -207,9 +210,10 @@ def look_up_and_verify(
     the create transaction, or by the refusal's look-up; the siteverify token is the
     attempt's own: its idempotency_key gives a retry of it the same answer.)"""
     seen = bool(key) and svc.recent_keys.saw(str(key))
-    bot = None if seen else verify_bot(svc, req, ip, key)
-    rcpt = check_recipient(svc, req.email)
-    if bot is None:  # a key seen lately: its record first
+    here = svc.recipients.dns.cached(req.email.rpartition("@")[2])  # no DNS query to wait for
+    bot = None if seen or here else verify_bot(svc, req, ip, key)
+    rcpt = check_recipient(svc, req.email, here)
+    if seen:  # a key seen lately: its record first
         try:
             replay = stored_answer(svc, key, digest, now)
         except BaseException:
@@ -218,7 +222,8 @@ def look_up_and_verify(
         if replay is not None:
             settle(rcpt)
             return replay
-        bot = verify_bot(svc, req, ip, key)
+    if bot is None:
+        bot = verify_bot(svc, req, ip, key, here)
     known = expect(svc, req, ip, now, wanted_day)
     known.key, known.digest, known.replay_checked = key, digest, seen
     return known, bot, rcpt
@@ -233,23 +238,33 @@ def stored_answer(svc: Services, key: str | None, digest: str, now: int) -> Resu
     return None if outcome is None else replay_result(outcome)
 
 
-def check_recipient(svc: Services, email: str) -> Future[Any]:
-    """The recipient check, in the pool; here and now when its domain's DNS verdict is
-    cached (no I/O then: a warm container's usual case, without a thread hand-off)."""
-    checker = svc.recipients
-    if not checker.dns.cached(email.rpartition("@")[2]):
-        return svc.pool.submit(checker.check, email)
+def check_recipient(svc: Services, email: str, here: bool) -> Future[Any]:
+    """The recipient check: in the pool, beside Turnstile; `here` and now when its domain's
+    DNS verdict is cached (no I/O then: a warm container's usual case)."""
+    return run(svc, here, svc.recipients.check, email)
+
+
+def verify_bot(
+    svc: Services, req: OrderRequest, ip: str | None, key: str | None, here: bool = False
+) -> Future[None]:
+    """Turnstile's siteverify: the future raises BotCheckFailed/-Unavailable. In the pool
+    while a DNS check runs beside it; `here` when nothing else would (the recipient's verdict
+    is cached): the request waits for siteverify either way, and a hand-off to a pool thread
+    and back costs CPU."""
+    return run(svc, here, svc.turnstile.verify, req.turnstile_token, ip, key)
+
+
+def run(svc: Services, here: bool, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    """`fn(*args)` in the pool, or `here` and now; either way a Future with its result or
+    exception (read by judge)."""
+    if not here:
+        return svc.pool.submit(fn, *args)
     done: Future[Any] = Future()
     try:
-        done.set_result(checker.check(email))
-    except Exception as e:  # noqa: BLE001 - the verdict's exception, read by judge()
+        done.set_result(fn(*args))
+    except Exception as e:  # noqa: BLE001 - the check's exception, read by judge()
         done.set_exception(e)
     return done
-
-
-def verify_bot(svc: Services, req: OrderRequest, ip: str | None, key: str | None) -> Future[None]:
-    """Turnstile's siteverify, in the pool: the future raises BotCheckFailed/-Unavailable."""
-    return svc.pool.submit(svc.turnstile.verify, req.turnstile_token, ip, key)
 
 
 def settle(*checks: Future[Any] | None) -> None:

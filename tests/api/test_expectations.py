@@ -208,3 +208,33 @@ def test_a_day_filled_elsewhere_costs_one_more_transaction_and_no_read(
     calls.watch()
     assert json.loads(post_order(client, order_body()).body)["delivery_day"] == offered[1]
     assert calls.names.count("TransactWriteItems") == 1  # seen full: not tried again
+
+
+def test_turnstile_runs_in_the_request_thread_only_when_no_dns_query_runs_beside_it(
+    client: Any, aws: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A domain new to the container: siteverify in the pool, beside the DNS check. Its
+    verdict cached: both in the request's thread (no hand-off). The real verify runs."""
+    import threading
+
+    from chalicelib.recipients import clear_cache
+
+    clear_cache()
+    post_order(client, order_body(email="warm@deliverable.test"))  # the adapters exist now
+    clear_cache()
+    turnstile = services().turnstile
+    real, threads = turnstile.verify, []
+
+    def spy(*args: Any) -> None:
+        threads.append(threading.current_thread() is threading.main_thread())
+        real(*args)
+
+    monkeypatch.setattr(turnstile, "verify", spy)
+    first = post_order(client, order_body(email="one@deliverable.test"))
+    second = post_order(client, order_body(email="two@deliverable.test"))
+    assert first.status_code == second.status_code == 201, (first.body, second.body)
+    assert threads == [False, True]
+    monkeypatch.setenv("TURNSTILE_SECRET", FAIL_SECRET)  # a new container, a failing check
+    post_order(client, order_body(email="three@deliverable.test"))
+    refused = post_order(client, order_body(email="four@deliverable.test"))  # cached: here
+    assert refused.status_code == 403 and error_of(refused)["code"] == "bot_check_failed"
