@@ -102,10 +102,16 @@ def tree() -> Path:
 
 
 def _run_child(kind: str, n: int, timeout: float) -> dict[str, Any]:
-    root = tree()
+    return run_child(tree(), kind, n, timeout)
+
+
+def run_child(root: Path, kind: str, n: int, timeout: float) -> dict[str, Any]:
+    """`kind`'s run(n) of the tree at `root` in a fresh interpreter (bench/run.py measures
+    our figure 2 rounds this way too, so neither side carries an earlier figure's heap)."""
     # its modules, never ours; compiled from source on every run, as it shipped (Chalice's zip
     # had no bytecode) and as our "sources only" row: no run leaves __pycache__ for the next
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    who = "first version's" if root == REF_DIR else "our"
     env.pop("PYTHONSTARTUP", None)
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
         out = Path(tmp) / "result.json"
@@ -123,11 +129,11 @@ def _run_child(kind: str, n: int, timeout: float) -> dict[str, Any]:
         except subprocess.TimeoutExpired as e:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise Unavailable(f"first version's {kind} benchmark exceeded {timeout:.0f} s") from e
+            raise Unavailable(f"{who} {kind} benchmark exceeded {timeout:.0f} s") from e
         if proc.returncode != 0 or not out.is_file():
             lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
             last = lines[-1][:150] if lines else f"exit {proc.returncode}"
-            raise Unavailable(f"first version's {kind} benchmark failed: {last}")
+            raise Unavailable(f"{who} {kind} benchmark failed: {last}")
         result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         return result
 

@@ -446,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(FIGURES), help=f"comma list of {FIGURES}")
     p.add_argument("--quick", action="store_true", help="small samples (a smoke run)")
     p.add_argument("--orders", type=int, default=100, help="latency: orders per variant")
-    p.add_argument("--cpu-orders", type=int, default=300)
-    p.add_argument("--cpu-rounds", type=int, default=3, help="cpu: alternating rounds")
+    p.add_argument("--cpu-orders", type=int, default=500)
+    p.add_argument("--cpu-rounds", type=int, default=5, help="cpu: alternating rounds")
     p.add_argument("--cold-runs", type=int, default=15)
     p.add_argument(
         "--no-ref",
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown figure(s): {sorted(unknown)}")
 
-    from bench import coldstart, cpu, dnscache, latency, package, pageweight, reference
+    from bench import coldstart, dnscache, latency, package, pageweight, reference
 
     def with_ref(
         ours: Callable[[], dict[str, Any]], ref: Callable[[], dict[str, Any]]
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         refs: list[dict[str, Any]] = []
         for i in range(a.cpu_rounds):
             print(f"[bench]   round {i + 1}/{a.cpu_rounds}", file=sys.stderr, flush=True)
-            ours.append(cpu.run(n))
+            ours.append(reference.run_child(ROOT, "cpu", n, timeout=180 + 2.0 * n))
             if not a.no_ref:
                 print("[bench]   ... the first version (bench/reference.py)", file=sys.stderr)
                 refs.append(reference.cpu(n))
@@ -501,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
         out["rounds"] = len(ours)
         if refs:
             out["reference"] = merge_reference(refs)
+            out["round_ratios"] = [  # each round against the first version's next to it (info)
+                {p: round(o["cpu_us"][p] / f["result"]["cpu_us"][p], 3) for p in ("p50", "p99")}
+                for o, f in zip(ours, refs, strict=True)
+                if "result" in f
+            ]
         return out
 
     plan: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
