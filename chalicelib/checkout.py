@@ -592,13 +592,9 @@ def day_after_full(svc: Services, known: Known, email: str, guessed: bool) -> st
     asked for: 422 offering the days with room (read). Else the earliest day not seen full,
     unread (the next transaction's slot check is the read), when the full day was the first
     choice; the counts are read when that guess was full too, or no day is left unseen."""
-    now = clock.now()
     if known.wanted_day is None and not guessed:
-        rules = load_shop().delivery_rules()
-        unseen = [d.isoformat() for d in next_available(now, rules, known.taken)]
-        if unseen:
-            return unseen[0]
-    free = days_with_room(svc, now, known.taken)  # read, on this path only
+        return choose_day(svc, known, email)  # the earliest not seen full (read if none)
+    free = days_with_room(svc, clock.now(), known.taken)  # read, on this path only
     if known.wanted_day is not None or not free:  # the chosen day, or every day, full
         raise day_full(free, email)
     return free[0]  # the earliest day with room, as read
